@@ -1,0 +1,47 @@
+# Every target bootstraps .venv/ from the lock file first, so a fresh clone
+# needs only Python 3.11+, make and pip.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PORT ?= 8000
+
+.PHONY: run test lint bench lock clean
+
+$(STAMP): requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py setup_schedule
+	$(BIN)/python manage.py seed_demo
+	@echo ""
+	@echo "  Service: http://127.0.0.1:$(PORT)/  (admin: http://127.0.0.1:$(PORT)/admin/)"
+	@echo "  Log in as admin, alice or bob with password demo-pass-123"
+	@echo ""
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $(PORT) web worker beat
+
+# The browser tests (tests/e2e) drive Debian's chromium; Playwright never downloads one.
+test: $(STAMP)
+	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
+		|| echo "!!! /usr/bin/chromium is missing and could not be installed (needs root and apt-get): the browser tests in tests/e2e will be SKIPPED !!!"
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+bench: $(STAMP)
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# Re-pin the lock file after editing pyproject.toml.
+lock: $(STAMP)
+	$(BIN)/pip-compile --extra dev --strip-extras --quiet -o requirements.lock pyproject.toml
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,294 @@
+"""Shared helpers of the benchmarks: a dedicated database, a real worker, memory, stats.
+
+Imported by the bench scripts only (`make bench` skips files starting with `_`).
+Nothing here imports `tests/`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_PG = "postgres://postgres@127.0.0.1:5432"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+
+
+# --- Environment ------------------------------------------------------------------
+
+
+def database_url(server_url: str, name: str) -> str:
+    """Return the URL of database `name` on the server of `server_url`."""
+    parts = urlsplit(server_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{name}", "", ""))
+
+
+def configure(
+    *,
+    tag: str,
+    server_url: str,
+    db_name: str,
+    redis_url: str,
+    session_engine: str = "db",
+    batch_size: int | None = None,
+) -> dict[str, str]:
+    """Set the environment of this process (before django.setup()) and return it.
+
+    Local-style settings with DEBUG off (a query log of 5,000-key statements is not
+    what a deployment runs), a database of our own and a Celery queue of our own on
+    the shared Redis, so no other worker consumes our messages.
+    """
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    env = {
+        "DJANGO_SETTINGS_MODULE": "config.settings.local",
+        "SECRET_KEY": "bench-only-not-secret",
+        "DEBUG": "0",
+        "DATABASE_URL": database_url(server_url, db_name),
+        "REDIS_URL": redis_url,
+        "CELERY_BROKER_URL": redis_url,
+        "CELERY_TASK_DEFAULT_QUEUE": f"revocation-bench-{tag}-{os.getpid()}",
+        "SESSION_ENGINE": session_engine,
+        # The bench process logs warnings only; the worker logs at INFO to its own file.
+        "LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(ROOT),
+    }
+    if batch_size is not None:
+        env["REVOCATION_BATCH_SIZE"] = str(batch_size)
+    os.environ.update(env)
+    return env
+
+
+def admin_connect(server_url: str) -> Any:
+    """Return an autocommit psycopg connection to the server's `postgres` database."""
+    import psycopg
+
+    return psycopg.connect(database_url(server_url, "postgres"), autocommit=True)
+
+
+def create_database(server_url: str, name: str) -> None:
+    """Drop (if left over) and create database `name`."""
+    with admin_connect(server_url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def drop_database(server_url: str, name: str) -> None:
+    """Drop database `name`, closing this process's Django connections first."""
+    try:
+        from django.db import connections
+
+        connections.close_all()
+    except Exception:  # noqa: S110 - Django may not be set up yet
+        pass
+    with admin_connect(server_url) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def setup_django(*, migrate: bool = True) -> None:
+    """django.setup() and, if asked, migrate the (empty) database quietly."""
+    import django
+
+    django.setup()
+    if migrate:
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0, interactive=False)
+
+
+def forget_queue(redis_url: str, queue: str) -> int:
+    """Delete our own queue's keys (never FLUSHDB: the Redis is shared); return keys removed."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    # kombu's Redis transport: one list per priority step, and the exchange's bindings.
+    keys = [queue, *(f"{queue}\x06\x16{p}" for p in (1, 2, 3, 4, 5, 6, 7, 8, 9))]
+    keys += [f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}"]
+    try:
+        return int(client.delete(*keys))
+    finally:
+        client.close()
+
+
+def queue_length(redis_url: str, queue: str) -> int:
+    """Return how many messages wait in our queue."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return int(client.llen(queue))
+    finally:
+        client.close()
+
+
+# --- A real worker -------------------------------------------------------------------
+
+
+class Worker:
+    """A real `celery -A config worker --concurrency 1` subprocess on our queue."""
+
+    def __init__(self, env: dict[str, str], *, pool: str = "prefork", name: str = "bench") -> None:
+        self.env = {**os.environ, **env}
+        self.pool = pool
+        self.name = name
+        self.dir = Path(tempfile.mkdtemp(prefix=f"revocation-bench-{name}-"))
+        self.log = self.dir / "worker.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 90) -> Worker:
+        """Start the worker and wait until it consumes."""
+        self.log.write_bytes(b"")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "--loglevel",
+                "INFO",
+                "--pool",
+                self.pool,
+                "--concurrency",
+                "1",
+                "-Q",
+                self.env["CELERY_TASK_DEFAULT_QUEUE"],
+                "--without-gossip",
+                "--without-mingle",
+                "--without-heartbeat",
+                "-n",
+                f"{self.name}-{os.getpid()}-{time.monotonic_ns()}@%h",
+            ],
+            cwd=ROOT,
+            env={**self.env, "LOG_LEVEL": "INFO"},
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + timeout
+        while b" ready." not in self.log.read_bytes():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                text = self.log.read_text()[-4000:]
+                self.stop()
+                raise RuntimeError(f"worker did not start:\n{text}")
+            time.sleep(0.05)
+        return self
+
+    @property
+    def pid(self) -> int:
+        """Pid of the worker's main process."""
+        assert self.process is not None
+        return self.process.pid
+
+    def task_pid(self) -> int:
+        """Pid of the process that runs tasks: the pool child (prefork) or the main one (solo)."""
+        if self.pool == "solo":
+            return self.pid
+        children = child_pids(self.pid)
+        if len(children) != 1:
+            raise RuntimeError(f"expected one pool child of {self.pid}, found {children}")
+        return children[0]
+
+    def stop(self) -> None:
+        """Warm shutdown (SIGTERM), then SIGKILL the group if it hangs; drop the log.
+
+        Set BENCH_KEEP_LOGS=1 to keep the worker's log folder.
+        """
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=30)
+        if not os.environ.get("BENCH_KEEP_LOGS"):
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self) -> Worker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def child_pids(pid: int) -> list[int]:
+    """Return the pids of the direct children of `pid` (scanning /proc)."""
+    children = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        # The command name is in parentheses and may hold spaces: split after it.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[1]) == pid:
+            children.append(int(entry))
+    return sorted(children)
+
+
+def proc_memory_mb(pid: int) -> dict[str, float]:
+    """Return VmRSS and VmHWM (peak RSS) of `pid` in MB, from /proc/<pid>/status."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0]) / 1024
+    return values
+
+
+# --- Measuring ----------------------------------------------------------------------
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """Return the `q`-th percentile (0-100) of `values`, nearest-rank."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), round(q / 100 * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def summary_ms(values: Sequence[float]) -> str:
+    """Return 'p50 X ms, p95 Y ms, ...' for durations given in seconds."""
+    ms = [v * 1000 for v in values]
+    return (
+        f"p50 {percentile(ms, 50):.2f} ms, p95 {percentile(ms, 95):.2f} ms, "
+        f"mean {statistics.fmean(ms):.2f} ms, max {max(ms):.2f} ms (n={len(ms)})"
+    )
+
+
+def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float, what: str) -> Any:
+    """Return the first truthy value of `predicate()`, raising after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def line(label: str, text: str) -> None:
+    """Print one summary line."""
+    print(f"{label:<44} {text}", flush=True)
+
+
+def header(title: str, **sizes: object) -> None:
+    """Print the benchmark's title and its sizes."""
+    print(f"# {title}", flush=True)
+    for key, value in sizes.items():
+        print(f"#   {key}: {value}", flush=True)

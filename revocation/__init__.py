@@ -1,0 +1,1 @@
+"""Link Django sessions to their users and revoke them at scale."""

@@ -1,0 +1,173 @@
+"""Keep each UserSession row on the key its session has right now.
+
+Django changes a session key without telling anyone: `login()` cycles it (or
+flushes it, leaving the key None when `user_logged_in` fires), and
+`update_session_auth_hash()` and the SECRET_KEY_FALLBACKS re-hash inside
+`get_user()` cycle it with no signal at all. Rather than chase each path, we
+compare keys: `begin()` remembers the key the request arrived with, and
+`reconcile()` - run by the `user_logged_in`/`user_logged_out` receivers and
+once more by `RevocationMiddleware` after the view - moves, creates or deletes
+the mapping whenever the key it last linked differs from the current one.
+Any path that changes the key, sync or async, is caught by that comparison.
+
+Nothing here may break a request: failures are logged, never raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextvars import ContextVar
+from typing import Any
+
+from django.contrib.auth import SESSION_KEY
+from django.http import HttpRequest
+from django.utils import timezone
+
+from . import engines, fences, services, targets
+from .client import client_ip, user_agent
+
+logger = logging.getLogger("revocation")
+
+LINKED_KEY_ATTR = "_revocation_linked_key"
+PASSWORD_CHANGED_ATTR = "_revocation_password_changed"  # noqa: S105 - an attribute name
+# The request being handled, so a password change can find the session to keep.
+current_request: ContextVar[HttpRequest | None] = ContextVar("revocation_request", default=None)
+# Stored in the session: when this login happened, and when we last recorded activity.
+AUTH_AT = "_revocation_auth_at"
+SEEN_AT = "_revocation_seen_at"
+
+
+def begin(request: HttpRequest) -> None:
+    """Remember the session key the request arrived with (does not load the session)."""
+    setattr(request, LINKED_KEY_ATTR, request.session.session_key)
+    current_request.set(request)
+
+
+def end(request: HttpRequest) -> None:
+    """Finish the request: revoke other sessions if its user changed their password."""
+    user = getattr(request, PASSWORD_CHANGED_ATTR, None)
+    try:
+        if user is not None:
+            _revoke_others(request, user)
+    finally:
+        current_request.set(None)
+
+
+def _revoke_others(request: HttpRequest, user: Any) -> None:
+    """Revoke every session of `user` but this request's, logging instead of raising."""
+    try:
+        services.revoke_user_sessions(
+            user,
+            keep_session_key=request.session.session_key,
+            reason="password changed",
+            requested_by=user,
+        )
+    except Exception:
+        logger.exception("revocation: could not revoke other sessions of user %s", user.pk)
+
+
+def password_changed(user: Any) -> None:
+    """Revoke the sessions of `user`, whose password was just saved."""
+    request = current_request.get()
+    request_user = getattr(request, "user", None) if request is not None else None
+    if request_user is not None and request_user.is_authenticated and request_user.pk == user.pk:
+        # The user changed their own password: keep this session, whose key is only
+        # final after update_session_auth_hash(); end() revokes the others.
+        setattr(request, PASSWORD_CHANGED_ATTR, user)
+        return
+    # A reset, an admin, a shell or a command: log the user out everywhere.
+    services.revoke_user_sessions(user, reason="password changed")
+
+
+def session_user_id(session: Any) -> Any:
+    """Return the id of the user logged in to `session`, or None."""
+    return session.get(SESSION_KEY)
+
+
+def mark_login(request: HttpRequest, user: Any) -> None:
+    """Stamp the sign-in time and the user's fence scopes into the session, and link it."""
+    now = time.time()
+    request.session[AUTH_AT] = now
+    request.session[SEEN_AT] = now
+    try:
+        request.session[fences.SCOPES] = targets.fence_keys_of(user)
+    except Exception:
+        logger.exception("revocation: could not read the scopes of user %s", user.pk)
+    reconcile(request)
+
+
+def signed_in_at(session: Any) -> float:
+    """Return when the session signed in; 0 if unknown (it predates every fence)."""
+    return float(session.get(AUTH_AT, 0))
+
+
+def spare(session_key: str, at: float) -> None:
+    """Re-stamp the sign-in time of a session a revocation keeps, so its fence spares it."""
+    request = current_request.get()
+    if request is not None and request.session.session_key == session_key:
+        request.session[AUTH_AT] = at
+        return
+    if not engines.has_server_state():
+        return
+    store = engines.store_class()(session_key)
+    if store.exists(session_key):
+        store[AUTH_AT] = at
+        store.save()
+
+
+def reconcile(request: HttpRequest) -> None:
+    """Move the mapping to the session's current key if the key changed."""
+    old_key = getattr(request, LINKED_KEY_ATTR, None)
+    new_key = request.session.session_key
+    if old_key != new_key:
+        _relink(request, old_key, new_key)
+
+
+def forget(request: HttpRequest) -> None:
+    """Drop the link of the current key (logout flushes the session right after)."""
+    key = request.session.session_key
+    if key:
+        _relink(request, key, None)
+
+
+def _relink(request: HttpRequest, old_key: str | None, new_key: str | None) -> None:
+    """Point the mapping of `old_key` at `new_key`, logging instead of raising."""
+    setattr(request, LINKED_KEY_ATTR, new_key)
+    if not engines.has_server_state():
+        # A signed cookie's "key" is its whole content and changes on every save:
+        # there is nothing to link or delete, the fence does the revoking.
+        return
+    user_id = session_user_id(request.session) if new_key else None
+    try:
+        services.link_session(
+            old_key=old_key,
+            new_key=new_key,
+            user_id=user_id,
+            ip=client_ip(request),
+            user_agent=user_agent(request),
+        )
+    except Exception:
+        logger.exception("revocation: could not link session to user %s", user_id)
+
+
+def touch(request: HttpRequest, interval: int) -> None:
+    """Record activity at most once per `interval` seconds per session."""
+    session = request.session
+    user_id = session_user_id(session)
+    now = time.time()
+    if user_id is None or not session.session_key or not engines.has_server_state():
+        return
+    if now - float(session.get(SEEN_AT, 0)) < interval:
+        return
+    session[SEEN_AT] = now
+    try:
+        services.touch_session(
+            session_key=str(session.session_key),
+            user_id=user_id,
+            ip=client_ip(request),
+            user_agent=user_agent(request),
+            now=timezone.now(),
+        )
+    except Exception:
+        logger.exception("revocation: could not record activity of user %s", user_id)

@@ -1,0 +1,72 @@
+"""RevocationMiddleware: keeps the user-to-session link current on every request.
+
+Place it after `AuthenticationMiddleware` (and so after `SessionMiddleware`):
+its response phase must run before SessionMiddleware saves the session.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.contrib.auth import SESSION_KEY, logout
+from django.http import HttpRequest, HttpResponse
+
+from . import fences, linking
+from .app_settings import app_settings
+
+logger = logging.getLogger("revocation")
+
+Handler = Callable[[HttpRequest], HttpResponse]
+
+
+class RevocationMiddleware:
+    """Link sessions to users across key changes and record last activity."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Callable[[HttpRequest], object]) -> None:
+        self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
+
+    def __call__(self, request: HttpRequest) -> object:
+        if self.is_async:
+            return self.__acall__(request)
+        self.process_request(request)
+        response = self.get_response(request)
+        self.process_response(request, response)  # type: ignore[arg-type]
+        return response
+
+    async def __acall__(self, request: HttpRequest) -> object:
+        await sync_to_async(self.process_request)(request)
+        handler: Callable[[HttpRequest], Awaitable[HttpResponse]] = self.get_response  # type: ignore[assignment]
+        response = await handler(request)
+        await sync_to_async(self.process_response)(request, response)
+        return response
+
+    def process_request(self, request: HttpRequest) -> None:
+        """Remember the incoming session key; log out a session a revocation fenced off."""
+        linking.begin(request)
+        session = request.session
+        if fences.is_fenced(session, linking.signed_in_at(session)):
+            # The worker may not have deleted it yet (or cannot: signed cookies).
+            logger.info(
+                "revocation: fenced session of user %s logged out", session.get(SESSION_KEY)
+            )
+            logout(request)
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> None:
+        """Follow key changes made during the request, then record activity."""
+        session = request.session
+        if session.session_key is None and not session.is_empty() and response.status_code < 500:
+            # After a flush() (login as another user) the new key only exists once saved;
+            # save now so the mapping can name it. SessionMiddleware saves again, harmlessly.
+            session.save()
+        linking.reconcile(request)
+        if session.accessed and session.session_key:
+            linking.touch(request, app_settings.TOUCH_INTERVAL)
+        linking.end(request)

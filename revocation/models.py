@@ -1,0 +1,143 @@
+"""The user-to-session link and the durable revocation requests."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class UserSession(models.Model):
+    """One live session of a logged-in user.
+
+    `session_key` is a plain column, not a ForeignKey to Session: any FK or
+    delete receiver on Session makes Django's clear_expired() load every
+    expired row into memory (see DESIGN §5), so the link carries no cascade.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="+",
+        # Covered by the (user, created_at) index below.
+        db_index=False,
+    )
+    session_key = models.CharField(max_length=40, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=512, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "created_at"], name="revocation_us_user_idx")]
+        verbose_name = "user session"
+
+    def __str__(self) -> str:
+        return f"session {self.pk} of user {self.user_id}"
+
+
+class RevocationRequest(models.Model):
+    """A durable request to log users out: the outbox row and the audit record.
+
+    The row commits before any Celery message is sent; workers page through
+    the target users by primary key, storing `cursor` after each committed
+    page, so a redelivered or re-enqueued task resumes where the last one
+    stopped.
+    """
+
+    class State(models.TextChoices):
+        PENDING = "pending"
+        RUNNING = "running"
+        DONE = "done"
+        FAILED = "failed"
+
+    class Target(models.TextChoices):
+        USERS = "users"
+        GROUP = "group"
+        SCOPE = "scope"
+        EVERYONE = "everyone"
+        SESSIONS = "sessions"
+
+    class Phase(models.TextChoices):
+        USERS = "users", "mapped sessions of the target users"
+        SESSIONS = "sessions", "unmapped sessions in the session table"
+
+    target = models.CharField(max_length=16, choices=Target.choices)
+    user_ids = models.JSONField(default=list, blank=True)
+    # UserSession ids, for the `sessions` target (a concurrent-session limit).
+    session_ids = models.JSONField(default=list, blank=True)
+    group_name = models.CharField(max_length=150, blank=True, default="")
+    scope_name = models.CharField(max_length=64, blank=True, default="")
+    scope_value = models.CharField(max_length=255, blank=True, default="")
+    # Kept alive (the session that asked to log out its other sessions).
+    keep_session_key = models.CharField(max_length=40, blank=True, default="")
+    reason = models.CharField(max_length=255, blank=True, default="")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+
+    state = models.CharField(
+        max_length=8, choices=State.choices, default=State.PENDING, db_index=True
+    )
+    phase = models.CharField(max_length=8, choices=Phase.choices, default=Phase.USERS)
+    # Last user id (USERS phase) or session key (SESSIONS phase) fully handled.
+    cursor = models.CharField(max_length=64, blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Heartbeat: bumped by every committed page; the sweeper re-enqueues stale rows.
+    updated_at = models.DateTimeField(default=timezone.now)
+    enqueue_failed = models.BooleanField(default=False)
+
+    users_total = models.PositiveIntegerField(default=0)
+    users_done = models.PositiveIntegerField(default=0)
+    sessions_revoked = models.PositiveBigIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["state", "updated_at"], name="revocation_rr_state_idx")]
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"revocation #{self.pk} ({self.describe_target()}, {self.state})"
+
+    @property
+    def is_finished(self) -> bool:
+        """Return whether the request reached a final state."""
+        return self.state in (self.State.DONE, self.State.FAILED)
+
+    def describe_target(self) -> str:
+        """Return a short human description of who is targeted."""
+        if self.target == self.Target.USERS:
+            ids = ", ".join(str(i) for i in self.user_ids[:5])
+            more = f" +{len(self.user_ids) - 5}" if len(self.user_ids) > 5 else ""
+            return f"users {ids}{more}"
+        if self.target == self.Target.GROUP:
+            return f"group {self.group_name}"
+        if self.target == self.Target.SCOPE:
+            return f"{self.scope_name}={self.scope_value}"
+        if self.target == self.Target.SESSIONS:
+            return f"{len(self.session_ids)} session(s) of user {self.user_ids[0]}"
+        return "everyone"
+
+
+class RevocationFence(models.Model):
+    """A "not valid before" time for a user, a group, a scope, or everyone.
+
+    A session whose sign-in time predates a fence that applies to it is logged
+    out on its next request, before any worker has deleted it. `key` is
+    "user:<id>", "group:<name>", "scope:<name>:<value>" or "global".
+    """
+
+    key = models.CharField(max_length=255, unique=True)
+    not_before = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["not_before"], name="revocation_fence_nb_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.key} not before {self.not_before.isoformat()}"

@@ -1,0 +1,92 @@
+"""Reads: which sessions belong to whom, and how revocations are going."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import Exists, OuterRef, QuerySet
+from django.utils import timezone
+
+from . import devices, engines
+from .exceptions import RequestNotFound
+from .models import RevocationRequest, UserSession
+
+
+def sessions_for_user(user: Any) -> QuerySet[UserSession]:
+    """Return the live sessions of `user`, newest first."""
+    qs = UserSession.objects.filter(user_id=user.pk).order_by("-created_at", "-pk")
+    if engines.has_table():
+        live = engines.session_model().objects.filter(
+            session_key=OuterRef("session_key"), expire_date__gt=timezone.now()
+        )
+        return qs.filter(Exists(live))
+    if engines.has_server_state():
+        # Cache engine: the cache decides; a user has few sessions, so ask per key.
+        store = engines.store_class()
+        gone = [us.session_key for us in qs if not store().exists(us.session_key)]
+        return qs.exclude(session_key__in=gone)
+    return qs
+
+
+def get_request(request_id: Any) -> RevocationRequest:
+    """Return the revocation request `request_id`, or raise RequestNotFound."""
+    try:
+        return RevocationRequest.objects.get(pk=int(request_id))
+    except (ValueError, TypeError, RevocationRequest.DoesNotExist) as exc:
+        raise RequestNotFound(f"no revocation request with id {request_id!r}") from exc
+
+
+def request_summary(request: RevocationRequest) -> dict[str, Any]:
+    """Return the JSON-safe status of a request (the `--json` and API shape)."""
+    return {
+        "id": request.pk,
+        "state": request.state,
+        "target": request.describe_target(),
+        "reason": request.reason,
+        "users_total": request.users_total,
+        "users_done": request.users_done,
+        "sessions_revoked": request.sessions_revoked,
+        "created_at": request.created_at.isoformat(),
+        "started_at": request.started_at.isoformat() if request.started_at else None,
+        "finished_at": request.finished_at.isoformat() if request.finished_at else None,
+        "error": request.error,
+    }
+
+
+def session_list(user: Any, *, current_key: str | None) -> list[dict[str, Any]]:
+    """Return `user`'s live sessions as API/page items (no session keys), the current one marked."""
+    return [
+        {
+            "id": us.pk,
+            "current": bool(current_key) and us.session_key == current_key,
+            "ip": us.ip,
+            "user_agent": us.user_agent,
+            "device": devices.describe(us.user_agent),
+            "created_at": us.created_at,
+            "last_seen_at": us.last_seen_at,
+        }
+        for us in sessions_for_user(user)
+    ]
+
+
+def user_session(user: Any, session_id: Any) -> UserSession | None:
+    """Return `user`'s session `session_id`, or None (also when it belongs to someone else)."""
+    try:
+        return UserSession.objects.filter(pk=int(session_id), user_id=user.pk).first()
+    except (TypeError, ValueError):
+        return None
+
+
+def recent_requests() -> QuerySet[RevocationRequest]:
+    """Return revocation requests, newest first, with who asked."""
+    return RevocationRequest.objects.select_related("requested_by").order_by("-created_at", "-pk")
+
+
+def user_ids_by_username(usernames: Iterable[str]) -> dict[str, Any]:
+    """Return {username: id} for those of `usernames` that exist."""
+    user_model = get_user_model()
+    field = user_model.USERNAME_FIELD
+    rows = user_model._default_manager.filter(**{f"{field}__in": list(usernames)})
+    return {str(name): pk for name, pk in rows.values_list(field, "pk")}

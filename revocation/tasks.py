@@ -1,0 +1,54 @@
+"""Celery tasks: thin wrappers that take ids and call services.
+
+Delivery is at-least-once (acks_late + reject_on_worker_lost, see
+config/settings/base.py); every task is safe to run twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import shared_task
+from django.db import DatabaseError
+
+from . import maintenance, services
+
+# Well below the broker's visibility timeout: a task that runs longer is redelivered.
+PAGE_BUDGET_SECONDS = 20
+MAX_RETRIES = 5
+
+
+@shared_task(bind=True, name="revocation.process_request", acks_late=True)
+def process_request(self: Any, request_id: int) -> None:
+    """Revoke pages of a request for a while, then hand the rest to a fresh task."""
+    try:
+        more = services.run_request(request_id, budget_seconds=PAGE_BUDGET_SECONDS)
+    except DatabaseError as exc:
+        # Transient (connection lost, lock timeout): the cursor makes a retry resume.
+        if self.request.retries < MAX_RETRIES:
+            raise self.retry(exc=exc, countdown=min(2**self.request.retries, 30)) from exc
+        services.fail_request(request_id, error=f"database error: {exc}")
+        raise
+    except Exception as exc:
+        services.fail_request(request_id, error=f"{type(exc).__name__}: {exc}")
+        raise
+    if more:
+        process_request.delay(request_id)
+
+
+@shared_task(name="revocation.sweep_outbox", acks_late=True)
+def sweep_outbox() -> list[int]:
+    """Re-enqueue revocation requests that were never published or have stalled."""
+    return services.sweep_outbox()
+
+
+@shared_task(name="revocation.clearsessions", acks_late=True)
+def clearsessions() -> dict[str, Any]:
+    """Delete expired sessions and prune orphaned mappings (nightly); skips if already running."""
+    return maintenance.clearsessions().as_dict()
+
+
+@shared_task(name="revocation.prune_orphans", acks_late=True)
+def prune_orphans() -> dict[str, Any]:
+    """Prune orphaned mappings and old finished requests (hourly); skips if already running."""
+    return maintenance.prune_orphans().as_dict()

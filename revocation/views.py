@@ -1,0 +1,126 @@
+"""HTML views and /healthz: thin, reading through selectors and writing through services."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import current_app
+from django.contrib import messages
+from django.contrib.auth import logout
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from . import selectors, services
+from .exceptions import InvalidTarget
+from .forms import RevocationForm
+
+logger = logging.getLogger("revocation")
+
+# /healthz answers within a few seconds even when a server is black-holed.
+HEALTH_TIMEOUT = 2
+
+
+@login_required
+@require_GET
+def sessions_page(request: HttpRequest) -> HttpResponse:
+    """Show the user's sessions, the current one marked."""
+    rows = selectors.session_list(request.user, current_key=request.session.session_key)
+    others = sum(1 for row in rows if not row["current"])
+    return render(request, "revocation/sessions.html", {"rows": rows, "others": others})
+
+
+@login_required
+@require_POST
+def end_session(request: HttpRequest, session_id: int) -> HttpResponse:
+    """Log one of the user's sessions out now (another user's id is a 404)."""
+    row = selectors.user_session(request.user, session_id)
+    if row is None:
+        raise Http404("no such session")
+    if row.session_key == request.session.session_key:
+        logout(request)
+        return redirect("login")
+    services.end_session(user=request.user, session_id=row.pk)
+    messages.success(request, "That session is logged out.")
+    return redirect("revocation:sessions")
+
+
+@login_required
+@require_POST
+def end_other_sessions(request: HttpRequest) -> HttpResponse:
+    """Log out every session of the user except this one (through the workers)."""
+    services.revoke_user_sessions(
+        request.user,
+        keep_session_key=request.session.session_key,
+        reason="logged out other sessions",
+        requested_by=request.user,
+    )
+    messages.success(request, "Your other sessions are being logged out; this takes a few seconds.")
+    return redirect("revocation:sessions")
+
+
+@login_required
+def revocations_page(request: HttpRequest) -> HttpResponse:
+    """Staff dashboard: recent revocations, and a form to start one."""
+    if not request.user.is_staff:
+        raise PermissionDenied("staff only")
+    form = RevocationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if form.needs_confirmation():
+            return render(request, "revocation/confirm_everyone.html", {"form": form})
+        try:
+            revocation = services.revoke_sessions(
+                **form.target_kwargs(),
+                reason=form.cleaned_data["reason"],
+                requested_by=request.user,
+            )
+        except InvalidTarget as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request,
+                f"Revocation #{revocation.pk} started: {revocation.describe_target()}.",
+            )
+            return redirect("revocation:revocations")
+    page = Paginator(selectors.recent_requests(), 25).get_page(request.GET.get("page"))
+    return render(request, "revocation/revocations.html", {"form": form, "page": page})
+
+
+@never_cache
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    """Report whether the database and the broker are reachable: 200, else 503."""
+    checks = {"database": _check(_ping_database), "broker": _check(_ping_broker)}
+    healthy = all(value == "ok" for value in checks.values())
+    return JsonResponse(checks, status=200 if healthy else 503)
+
+
+def _check(ping: Any) -> str:
+    try:
+        ping()
+    except Exception as exc:
+        logger.warning("healthz: %s failed: %r", ping.__name__, exc)
+        return f"unavailable: {type(exc).__name__}"
+    return "ok"
+
+
+def _ping_database() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+def _ping_broker() -> None:
+    # One attempt with short timeouts: a health check must never hang on a dead broker.
+    short = {"socket_timeout": HEALTH_TIMEOUT, "socket_connect_timeout": HEALTH_TIMEOUT}
+    with current_app.connection_for_write(
+        connect_timeout=HEALTH_TIMEOUT, transport_options=short
+    ) as conn:
+        conn.ensure_connection(
+            max_retries=1, interval_start=0, interval_step=0, timeout=HEALTH_TIMEOUT
+        )

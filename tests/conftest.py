@@ -1,0 +1,112 @@
+"""Shared fixtures: users, session engines, and the test URLconf."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from typing import Any
+
+import pytest
+
+ENGINES = {
+    "db": "django.contrib.sessions.backends.db",
+    "cached_db": "django.contrib.sessions.backends.cached_db",
+    "cache": "django.contrib.sessions.backends.cache",
+}
+_counter = itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(settings: Any) -> None:
+    """Test URLs, and a cache namespace of this test's own (the shared cache outlives tests)."""
+    settings.ROOT_URLCONF = "tests.urls"
+    prefix = f"t{next(_counter)}-{uuid.uuid4().hex[:8]}"
+    settings.CACHES = {
+        alias: {**config, "KEY_PREFIX": prefix} for alias, config in settings.CACHES.items()
+    }
+
+
+@pytest.fixture(params=list(ENGINES))
+def session_engine(request: pytest.FixtureRequest, settings: Any) -> str:
+    """Run the test once per server-side session engine."""
+    settings.SESSION_ENGINE = ENGINES[request.param]
+    return str(request.param)
+
+
+@pytest.fixture
+def make_user(db: Any) -> Any:
+    """Return a factory of users with unique names."""
+    from django.contrib.auth import get_user_model
+
+    def make(**fields: Any) -> Any:
+        n = next(_counter)
+        fields.setdefault("username", f"user{n}")
+        user = get_user_model().objects.create_user(password="pw-secret-1", **fields)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def start_worker(transactional_db: Any, tmp_path: Any) -> Any:
+    """Return a function that starts a real Celery worker subprocess (stopped at teardown)."""
+    from tests.support import Worker
+
+    workers: list[Worker] = []
+
+    def start(*, beat: bool = False, **env: str) -> Worker:
+        worker = Worker(tmp_path / f"worker-{len(workers)}.log", beat=beat, **env).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        # A kill is enough: acks_late brings back anything unfinished, and it is fast.
+        worker.kill()
+
+
+@pytest.fixture
+def wait_done() -> Any:
+    """Return a function that waits until a revocation request has finished."""
+    from revocation.models import RevocationRequest
+    from tests.support import wait_until
+
+    def wait(request: RevocationRequest, timeout: float = 90) -> RevocationRequest:
+        def finished() -> bool:
+            request.refresh_from_db()
+            return request.is_finished
+
+        wait_until(finished, timeout=timeout, what=f"revocation #{request.pk} to finish")
+        return request
+
+    return wait
+
+
+def logged_in_client(user: Any, **headers: Any) -> Any:
+    """Return a test client logged in as `user` through Django's login()."""
+    from django.test import Client
+
+    client = Client(**headers)
+    client.force_login(user)
+    # One request so cached engines hold the session in the cache too.
+    assert client.get("/t/whoami/").json()["user"] == user.pk
+    return client
+
+
+def is_logged_in(client: Any) -> bool:
+    """Return whether the server still accepts the client's session cookie."""
+    return client.get("/t/whoami/").json()["user"] is not None
+
+
+@pytest.fixture
+def no_rate_limit(settings: Any) -> None:
+    """Lift the API rate limits (their counters live in the shared cache, across runs)."""
+    settings.REVOCATION_API_WRITE_RATE = "100000/s"
+    settings.REVOCATION_API_READ_RATE = "100000/s"
+
+
+def csrf_client(user: Any, **headers: Any) -> Any:
+    """Return a logged-in client that enforces CSRF, and the token to send as X-CSRFToken."""
+    client = logged_in_client(user, enforce_csrf_checks=True, **headers)
+    client.get("/accounts/login/")  # any page with a form sets the csrftoken cookie
+    return client, client.cookies["csrftoken"].value

@@ -1,0 +1,356 @@
+"""The JSON API: shapes, permissions (401/403/404), CSRF, validation (422) and rate limits."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.cache import cache
+from django.test import Client
+
+from revocation import services
+from revocation.models import RevocationRequest, UserSession
+from tests.conftest import csrf_client, is_logged_in, logged_in_client
+from tests.orgs.models import Membership, Org
+
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_rate_limit")]
+
+SESSION_FIELDS = {"id", "current", "ip", "user_agent", "device", "created_at", "last_seen_at"}
+REVOCATION_FIELDS = {
+    "id",
+    "state",
+    "target",
+    "reason",
+    "users_total",
+    "users_done",
+    "sessions_revoked",
+    "created_at",
+    "finished_at",
+    "error",
+}
+CHROME = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 "
+    "(KHTML, like Gecko) Chrome/120.0.0.0 Safari/537.36"
+)
+
+
+def post_json(client: Client, url: str, body: Any, token: str | None = None) -> Any:
+    headers = {"X-CSRFToken": token} if token else {}
+    return client.post(url, json.dumps(body), content_type="application/json", headers=headers)
+
+
+@pytest.fixture
+def staff(make_user: Any) -> Any:
+    return make_user(is_staff=True)
+
+
+def test_openapi_document_describes_the_contract(client: Client) -> None:
+    doc = client.get("/api/openapi.json").json()
+
+    assert doc["openapi"].startswith("3.")
+    assert set(doc["paths"]) >= {
+        "/api/sessions/",
+        "/api/sessions/{session_id}",
+        "/api/sessions/revoke-others",
+        "/api/revocations",
+        "/api/revocations/{revocation_id}",
+    }
+    assert "delete" in doc["paths"]["/api/sessions/{session_id}"]
+    schemas = doc["components"]["schemas"]
+    assert set(schemas["SessionOut"]["properties"]) == SESSION_FIELDS
+    assert set(schemas["RevocationOut"]["properties"]) >= REVOCATION_FIELDS
+    docs = client.get("/api/docs")
+    assert docs.status_code == 200
+    assert "swagger-ui" in docs.content.decode()
+    assert "cdn." not in docs.content.decode()  # served from our static files
+
+
+@pytest.mark.parametrize(
+    "url", ["/api/sessions/", "/api/revocations", "/api/revocations/1", "/api/revocations?limit=5"]
+)
+def test_anonymous_reads_are_401(client: Client, url: str) -> None:
+    response = client.get(url)
+    assert response.status_code == 401
+    assert response.json() == {"detail": "not logged in"}
+
+
+def test_anonymous_write_with_a_csrf_token_is_401_and_creates_nothing() -> None:
+    client = Client(enforce_csrf_checks=True)
+    client.get("/accounts/login/")
+    token = client.cookies["csrftoken"].value
+    response = post_json(client, "/api/revocations", {"all": True}, token)
+    assert response.status_code == 401
+    assert not RevocationRequest.objects.exists()
+
+
+def test_session_list_marks_the_current_session_and_hides_keys(make_user: Any) -> None:
+    user, other = make_user(), make_user()
+    here = Client(headers={"user-agent": CHROME})
+    # A real login through the form records the device it came from.
+    here.post("/accounts/login/", {"username": user.username, "password": "pw-secret-1"})
+    elsewhere = logged_in_client(user)
+    logged_in_client(other)
+
+    response = here.get("/api/sessions/")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["count"] == 2 and len(body["items"]) == 2
+    assert all(set(item) == SESSION_FIELDS for item in body["items"])
+    current = [item for item in body["items"] if item["current"]]
+    assert len(current) == 1
+    assert current[0]["device"] == "Chrome 120 on Windows 10"
+    assert current[0]["ip"] == "127.0.0.1"
+    mine = set(UserSession.objects.filter(user=user).values_list("pk", flat=True))
+    assert {item["id"] for item in body["items"]} == mine
+    for key in (here.session.session_key, elsewhere.session.session_key):
+        assert key and key not in response.content.decode()
+
+
+def test_deleting_another_of_your_sessions_ends_it_at_once(
+    session_engine: str, make_user: Any
+) -> None:
+    user = make_user()
+    here, token = csrf_client(user)
+    elsewhere = logged_in_client(user)
+    target = UserSession.objects.get(session_key=elsewhere.session.session_key)
+
+    response = here.delete(f"/api/sessions/{target.pk}", headers={"X-CSRFToken": token})
+
+    assert response.status_code == 204
+    assert not is_logged_in(elsewhere)
+    assert is_logged_in(here)
+    assert not UserSession.objects.filter(pk=target.pk).exists()
+
+
+def test_deleting_the_current_session_logs_you_out(make_user: Any) -> None:
+    user = make_user()
+    here, token = csrf_client(user)
+    current = UserSession.objects.get(session_key=here.session.session_key)
+
+    response = here.delete(f"/api/sessions/{current.pk}", headers={"X-CSRFToken": token})
+
+    assert response.status_code == 204
+    assert not is_logged_in(here)
+    assert not UserSession.objects.filter(pk=current.pk).exists()
+
+
+def test_another_users_session_id_is_404_and_nothing_is_deleted(make_user: Any) -> None:
+    attacker, victim = make_user(), make_user()
+    client, token = csrf_client(attacker)
+    victim_client = logged_in_client(victim)
+    victims = UserSession.objects.get(user=victim)
+    missing_id = UserSession.objects.order_by("-pk").first().pk + 1000  # type: ignore[union-attr]
+
+    response = client.delete(f"/api/sessions/{victims.pk}", headers={"X-CSRFToken": token})
+    missing = client.delete(f"/api/sessions/{missing_id}", headers={"X-CSRFToken": token})
+
+    # Indistinguishable from an id that does not exist: existence is not leaked.
+    assert response.status_code == missing.status_code == 404
+    assert response.json() == missing.json() == {"detail": "no such session"}
+    assert is_logged_in(victim_client)
+    assert UserSession.objects.filter(pk=victims.pk).exists()
+
+
+def test_delete_without_csrf_token_is_403_and_nothing_is_deleted(make_user: Any) -> None:
+    user = make_user()
+    here, _ = csrf_client(user)
+    elsewhere = logged_in_client(user)
+    target = UserSession.objects.get(session_key=elsewhere.session.session_key)
+
+    response = here.delete(f"/api/sessions/{target.pk}")
+
+    assert response.status_code == 403
+    assert "CSRF" in response.json()["detail"]
+    assert is_logged_in(elsewhere)
+    assert UserSession.objects.filter(pk=target.pk).exists()
+
+
+def test_revoke_others_accepts_a_request_that_keeps_this_session(make_user: Any) -> None:
+    user = make_user()
+    here, token = csrf_client(user)
+
+    response = post_json(here, "/api/sessions/revoke-others", {}, token)
+
+    assert response.status_code == 202
+    body = response.json()
+    assert set(body) >= REVOCATION_FIELDS
+    request = RevocationRequest.objects.get(pk=body["id"])
+    assert request.user_ids == [user.pk]
+    assert request.keep_session_key == here.session.session_key
+    assert request.requested_by == user
+    assert body["state"] == "pending"
+
+
+def test_revoke_others_without_csrf_token_is_403_and_creates_nothing(make_user: Any) -> None:
+    here, _ = csrf_client(make_user())
+    response = here.post("/api/sessions/revoke-others")
+    assert response.status_code == 403
+    assert not RevocationRequest.objects.exists()
+
+
+def test_revocation_endpoints_are_403_for_non_staff(make_user: Any, staff: Any) -> None:
+    existing = services.revoke_sessions(everyone=True, requested_by=staff)
+    client, token = csrf_client(make_user())
+
+    created = post_json(client, "/api/revocations", {"all": True}, token)
+    listed = client.get("/api/revocations")
+    shown = client.get(f"/api/revocations/{existing.pk}")
+
+    for response in (created, listed, shown):
+        assert response.status_code == 403
+        assert response.json() == {"detail": "staff only"}
+    assert list(RevocationRequest.objects.all()) == [existing]
+
+
+@pytest.mark.parametrize(
+    ("body", "expect"),
+    [
+        ({"group": "incident"}, {"target": "group", "group_name": "incident"}),
+        ({"scope": "org", "value": 42}, {"target": "scope", "scope_value": "42"}),
+        ({"all": True}, {"target": "everyone"}),
+    ],
+)
+def test_staff_start_a_revocation_and_get_202(
+    staff: Any, body: dict[str, Any], expect: dict[str, Any]
+) -> None:
+    Group.objects.create(name="incident")
+    client, token = csrf_client(staff)
+
+    response = post_json(client, "/api/revocations", {**body, "reason": "incident 7"}, token)
+
+    assert response.status_code == 202
+    data = response.json()
+    assert set(data) >= REVOCATION_FIELDS
+    assert data["state"] == "pending" and data["reason"] == "incident 7"
+    request = RevocationRequest.objects.get(pk=data["id"])
+    for field, value in expect.items():
+        assert getattr(request, field) == value
+    assert request.requested_by == staff
+
+
+def test_staff_revoke_users_by_id(staff: Any, make_user: Any) -> None:
+    users = [make_user(), make_user()]
+    client, token = csrf_client(staff)
+    response = post_json(client, "/api/revocations", {"user_ids": [u.pk for u in users]}, token)
+    assert response.status_code == 202
+    request = RevocationRequest.objects.get(pk=response.json()["id"])
+    assert request.user_ids == sorted(u.pk for u in users)
+    assert response.json()["users_total"] == 2
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({}, "exactly one target"),
+        ({"all": False}, "exactly one target"),
+        ({"group": "incident", "all": True}, "exactly one target"),
+        ({"user_ids": [2**40]}, "unknown user"),
+        ({"user_ids": []}, "user_ids"),
+        ({"user_ids": "abc"}, "user_ids"),
+        ({"group": "no-such-group"}, "unknown group"),
+        ({"scope": "no-such-scope", "value": 1}, "unknown scope"),
+        ({"scope": "org"}, "scope and value"),
+        ({"value": 3}, "exactly one target"),
+        ({"everyone": True}, "everyone"),
+        ({"all": True, "reason": "x" * 300}, "reason"),
+    ],
+)
+def test_bad_revocation_input_is_422_with_a_message_and_creates_nothing(
+    staff: Any, body: Any, detail: str
+) -> None:
+    Group.objects.create(name="incident")
+    client, token = csrf_client(staff)
+
+    response = post_json(client, "/api/revocations", body, token)
+
+    assert response.status_code == 422
+    message = response.json()["detail"]
+    assert isinstance(message, str)
+    assert detail in message.lower()
+    assert not RevocationRequest.objects.exists()
+
+
+def test_malformed_json_is_422_and_creates_nothing(staff: Any) -> None:
+    client, token = csrf_client(staff)
+    response = client.post(
+        "/api/revocations",
+        "{not json",
+        content_type="application/json",
+        headers={"X-CSRFToken": token},
+    )
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith("malformed request body")
+    assert not RevocationRequest.objects.exists()
+
+
+def test_create_revocation_without_csrf_token_is_403_and_creates_nothing(staff: Any) -> None:
+    client, _ = csrf_client(staff)
+    response = post_json(client, "/api/revocations", {"all": True})
+    assert response.status_code == 403
+    assert not RevocationRequest.objects.exists()
+
+
+def test_staff_get_a_revocation_or_404(staff: Any, make_user: Any) -> None:
+    target = make_user()
+    request = services.revoke_user_sessions(target, reason="lost laptop")
+    client = logged_in_client(staff)
+
+    found = client.get(f"/api/revocations/{request.pk}")
+    missing = client.get(f"/api/revocations/{request.pk + 1000}")
+
+    assert found.status_code == 200
+    assert found.json()["id"] == request.pk
+    assert found.json()["target"] == f"users {target.pk}"
+    assert found.json()["reason"] == "lost laptop"
+    assert missing.status_code == 404
+    assert "no revocation request" in missing.json()["detail"]
+
+
+def test_staff_list_revocations_newest_first_with_paging(staff: Any, make_user: Any) -> None:
+    made = [services.revoke_user_sessions(make_user()) for _ in range(3)]
+    client = logged_in_client(staff)
+
+    first = client.get("/api/revocations?limit=2").json()
+    rest = client.get("/api/revocations?limit=2&offset=2").json()
+
+    assert first["count"] == rest["count"] == 3
+    assert [r["id"] for r in first["items"] + rest["items"]] == [r.pk for r in reversed(made)]
+    assert client.get("/api/revocations?limit=0").status_code == 422
+
+
+def test_scope_value_reaches_the_resolver(staff: Any, make_user: Any) -> None:
+    org = Org.objects.create(name="Acme")
+    Membership.objects.create(org=org, user=make_user())
+    client, token = csrf_client(staff)
+    response = post_json(client, "/api/revocations", {"scope": "org", "value": org.pk}, token)
+    assert response.status_code == 202
+    assert response.json()["target"] == f"org={org.pk}"
+
+
+def test_starting_revocations_is_rate_limited(staff: Any, settings: Any) -> None:
+    settings.REVOCATION_API_WRITE_RATE = "2/min"
+    # The counter lives in the shared cache; start from zero whatever ran before.
+    cache.delete(f"revocation:throttle:write:{staff.pk}")
+    client, token = csrf_client(staff)
+
+    statuses = [
+        post_json(client, "/api/revocations", {"all": True}, token).status_code for _ in range(2)
+    ]
+    limited = post_json(client, "/api/revocations", {"all": True}, token)
+
+    assert statuses == [202, 202]
+    assert limited.status_code == 429
+    assert limited.json() == {"detail": "Too many requests."}
+    assert int(limited["Retry-After"]) >= 1
+    assert RevocationRequest.objects.count() == 2
+
+
+def test_reading_revocations_is_rate_limited(staff: Any, settings: Any) -> None:
+    settings.REVOCATION_API_READ_RATE = "3/min"
+    cache.delete(f"revocation:throttle:read:{staff.pk}")
+    client = logged_in_client(staff)
+    statuses = [client.get("/api/revocations").status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]

@@ -1,0 +1,205 @@
+"""The fence: a revoked cookie is refused on its very next request, on every engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group
+from django.core.cache import cache
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from revocation import fences, maintenance, services
+from revocation.models import RevocationFence, RevocationRequest, UserSession
+from tests.conftest import ENGINES, is_logged_in, logged_in_client
+from tests.orgs.models import Membership, Org
+from tests.support import free_port
+
+# Transactional: fences reach the cache on commit, as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
+ALL_ENGINES = {**ENGINES, "signed_cookies": "django.contrib.sessions.backends.signed_cookies"}
+
+
+@pytest.fixture(params=list(ALL_ENGINES))
+def any_engine(request: pytest.FixtureRequest, settings: Any) -> str:
+    """Run the test once per session engine, signed cookies included."""
+    settings.SESSION_ENGINE = ALL_ENGINES[request.param]
+    return str(request.param)
+
+
+def test_stolen_cookie_is_refused_on_the_next_request_without_a_worker(
+    any_engine: str, make_user: Any
+) -> None:
+    victim, bystander = make_user(), make_user()
+    attacker = logged_in_client(victim)
+    # The attacker keeps a copy of the cookie, as a thief would.
+    stolen = Client()
+    stolen.cookies = attacker.cookies
+    other = logged_in_client(bystander)
+
+    services.revoke_user_sessions(victim, reason="cookie stolen")
+
+    # No worker has run: the request is still pending, yet the cookie is refused.
+    assert RevocationRequest.objects.get().state == "pending"
+    assert not is_logged_in(stolen)
+    assert is_logged_in(other)
+    # The victim signs in again after the fence: kept.
+    assert is_logged_in(logged_in_client(victim))
+
+
+def test_kept_session_survives_its_own_fence(any_engine: str, make_user: Any) -> None:
+    u = make_user()
+    elsewhere = logged_in_client(u)
+    here = logged_in_client(u)
+    if any_engine == "signed_cookies":
+        # No server state to re-stamp: "log out my other sessions" goes through a
+        # request of the kept session, as the sessions page and API do.
+        response = here.post("/t/revoke-others/")
+        assert response.status_code == 200
+    else:
+        services.revoke_user_sessions(u, keep_session_key=here.session.session_key)
+    assert is_logged_in(here)
+    assert not is_logged_in(elsewhere)
+
+
+def test_group_and_scope_fences_apply_to_members_only(make_user: Any) -> None:
+    member, outsider = make_user(), make_user()
+    Group.objects.create(name="ops").user_set.add(member)
+    acme = Org.objects.create(name="acme")
+    Membership.objects.create(org=acme, user=member)
+    by_group, by_scope = logged_in_client(member), logged_in_client(member)
+    kept = logged_in_client(outsider)
+    assert set(by_group.session[fences.SCOPES]) == {"group:ops", f"scope:org:{acme.pk}"}
+
+    services.revoke_sessions(group="ops")
+    assert not is_logged_in(by_group)
+    RevocationFence.objects.all().delete()
+    cache.delete(fences.CACHE_PREFIX + "group:ops")
+
+    services.revoke_sessions(scope=("org", acme.pk))
+    assert not is_logged_in(by_scope)
+    assert is_logged_in(kept)
+
+
+def test_global_fence_logs_everyone_out_but_not_later_logins(make_user: Any) -> None:
+    users = [make_user() for _ in range(3)]
+    clients = [logged_in_client(u) for u in users]
+    services.revoke_sessions(everyone=True)
+    assert not any(is_logged_in(c) for c in clients)
+    assert is_logged_in(logged_in_client(users[0]))
+
+
+def test_session_without_a_sign_in_stamp_predates_every_fence(make_user: Any) -> None:
+    from revocation.linking import AUTH_AT
+
+    u = make_user()
+    legacy = logged_in_client(u)
+    session = legacy.session
+    del session[AUTH_AT]  # logged in before the app was installed
+    session.save()
+    services.revoke_user_sessions(make_user())  # someone else: no effect
+    assert is_logged_in(legacy)
+    services.revoke_user_sessions(u)
+    assert not is_logged_in(legacy)
+
+
+def test_fence_is_enforced_from_the_database_when_the_cache_is_down(
+    make_user: Any, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    u = make_user()
+    client = logged_in_client(u)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    services.revoke_user_sessions(u)
+    assert not is_logged_in(client)
+    assert "checking fences in the database" in caplog.text
+
+
+def test_a_flushed_cache_still_enforces_fences(make_user: Any) -> None:
+    u = make_user()
+    client = logged_in_client(u)
+    services.revoke_user_sessions(u)
+    cache.delete(fences.CACHE_PREFIX + f"user:{u.pk}")
+    assert not is_logged_in(client)
+
+
+def test_hot_path_check_makes_no_database_query(make_user: Any) -> None:
+    u = make_user()
+    client = logged_in_client(u)  # its first request warmed the cache
+    session = client.session
+    signed_in = float(session[fences_auth_at()])  # loads the session: not the check's cost
+    with CaptureQueriesContext(connection) as queries:
+        assert fences.is_fenced(session, signed_in) is False
+    assert len(queries) == 0
+    services.revoke_user_sessions(u)
+    with CaptureQueriesContext(connection) as queries:
+        assert fences.is_fenced(session, signed_in) is True
+    assert len(queries) == 0
+
+
+def fences_auth_at() -> str:
+    from revocation.linking import AUTH_AT
+
+    return AUTH_AT
+
+
+def test_middleware_adds_no_query_to_an_authenticated_request(
+    make_user: Any, settings: Any
+) -> None:
+    settings.SESSION_ENGINE = ALL_ENGINES["cache"]
+    client = logged_in_client(make_user())
+    with CaptureQueriesContext(connection) as with_fence:
+        assert is_logged_in(client)
+    settings.MIDDLEWARE = [
+        m for m in settings.MIDDLEWARE if m != "revocation.middleware.RevocationMiddleware"
+    ]
+    with CaptureQueriesContext(connection) as without:
+        assert is_logged_in(client)
+    assert len(with_fence) == len(without) == 1  # the user row, loaded by auth
+
+
+def test_old_fences_are_pruned(make_user: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    services.revoke_user_sessions(make_user())
+    RevocationFence.objects.update(not_before=timezone.now() - timedelta(days=30))
+    services.revoke_user_sessions(make_user())
+    assert maintenance.prune_fences(now=timezone.now(), batch_size=1) == 1
+    assert RevocationFence.objects.count() == 1
+
+
+def test_session_limit_revokes_the_oldest(make_user: Any, settings: Any) -> None:
+    settings.REVOCATION_MAX_SESSIONS_PER_USER = 2
+    u = make_user()
+    first, second = logged_in_client(u), logged_in_client(u)
+    third = logged_in_client(u)
+    request = RevocationRequest.objects.get(target="sessions")
+    oldest = UserSession.objects.get(session_key=first.session.session_key)
+    assert request.session_ids == [oldest.pk]
+    assert services.run_request(request.pk, budget_seconds=60) is False
+    assert not is_logged_in(first)
+    assert is_logged_in(second) and is_logged_in(third)
+
+
+def test_session_limit_can_refuse_the_new_login(make_user: Any, settings: Any) -> None:
+    settings.REVOCATION_MAX_SESSIONS_PER_USER = 1
+    settings.REVOCATION_MAX_SESSIONS_POLICY = "refuse"
+    u = make_user(username="limited")
+    existing = logged_in_client(u)
+    newcomer = Client()
+    response = newcomer.post("/accounts/login/", {"username": "limited", "password": "pw-secret-1"})
+    assert response.status_code == 403
+    assert "Log out on another device first" in response.content.decode()
+    assert not is_logged_in(newcomer)
+    assert is_logged_in(existing)
+    assert UserSession.objects.filter(user=u).count() == 1
+    assert not RevocationRequest.objects.exists()

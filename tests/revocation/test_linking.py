@@ -1,0 +1,229 @@
+"""The UserSession link follows the session through every key change."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.conf import settings as django_settings
+from django.contrib.auth import HASH_SESSION_KEY
+from django.db import connections
+from django.test import AsyncClient, Client
+
+from revocation import linking
+from revocation.devices import describe
+from revocation.models import UserSession
+from revocation.selectors import sessions_for_user
+
+IPHONE = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+)
+
+
+def cookie_key(client: Client | AsyncClient) -> str | None:
+    """Return the session key the client holds."""
+    morsel = client.cookies.get(django_settings.SESSION_COOKIE_NAME)
+    return morsel.value if morsel and morsel.value else None
+
+
+def links(user: Any) -> list[str]:
+    """Return the session keys linked to `user`."""
+    return sorted(UserSession.objects.filter(user=user).values_list("session_key", flat=True))
+
+
+def whoami(client: Client) -> Any:
+    """Return the user id the server sees for this client."""
+    return client.get("/t/whoami/").json()["user"]
+
+
+@pytest.mark.django_db
+def test_login_from_anonymous_session_links_the_cycled_key(
+    session_engine: str, make_user: Any
+) -> None:
+    user = make_user()
+    client = Client()
+    client.get("/t/anon/")
+    anon_key = cookie_key(client)
+    assert anon_key
+    client.post(f"/t/login/{user.pk}/")
+    key = cookie_key(client)
+    assert key and key != anon_key
+    assert links(user) == [key]
+    assert [us.session_key for us in sessions_for_user(user)] == [key]
+
+
+@pytest.mark.django_db
+def test_login_over_another_user_moves_the_link(session_engine: str, make_user: Any) -> None:
+    alice, bob = make_user(), make_user()
+    client = Client()
+    client.post(f"/t/login/{alice.pk}/")
+    alice_key = cookie_key(client)
+    assert links(alice) == [alice_key]
+    # Logging in as someone else flushes: the key is None when user_logged_in fires.
+    client.post(f"/t/login/{bob.pk}/")
+    bob_key = cookie_key(client)
+    assert bob_key and bob_key != alice_key
+    assert links(alice) == []
+    assert links(bob) == [bob_key]
+    assert whoami(client) == bob.pk
+
+
+@pytest.mark.django_db
+def test_update_session_auth_hash_moves_the_link_and_keeps_sign_in_time(
+    session_engine: str, make_user: Any
+) -> None:
+    user = make_user()
+    client = Client()
+    client.post(f"/t/login/{user.pk}/")
+    old_key = cookie_key(client)
+    signed_in = UserSession.objects.get(session_key=old_key).created_at
+    client.post("/t/rehash/")
+    new_key = cookie_key(client)
+    assert new_key != old_key
+    assert links(user) == [new_key]
+    assert UserSession.objects.get(session_key=new_key).created_at == signed_in
+    assert whoami(client) == user.pk
+
+
+@pytest.mark.django_db
+def test_secret_key_fallback_rehash_moves_the_link(
+    session_engine: str, make_user: Any, settings: Any
+) -> None:
+    user = make_user()
+    client = Client()
+    client.post(f"/t/login/{user.pk}/")
+    old_key = cookie_key(client)
+    # Rotate SECRET_KEY: get_user() accepts the old hash via the fallback and cycles the key.
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "a-brand-new-secret-key-for-this-test"
+    assert whoami(client) == user.pk
+    new_key = cookie_key(client)
+    assert new_key != old_key
+    assert links(user) == [new_key]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_async_login_and_rehash_move_the_link(session_engine: str, make_user: Any) -> None:
+    import asyncio
+
+    alice, bob = make_user(), make_user()
+    client = AsyncClient()
+
+    async def scenario() -> tuple[str | None, str | None, str | None]:
+        await client.post(f"/t/alogin/{alice.pk}/")
+        first = cookie_key(client)
+        await client.post("/t/arehash/")
+        second = cookie_key(client)
+        await client.post(f"/t/alogin/{bob.pk}/")
+        # The async handler ran its ORM calls in a worker thread: close that connection.
+        await sync_to_async(connections.close_all)()
+        return first, second, cookie_key(client)
+
+    first, second, third = asyncio.run(scenario())
+    assert len({first, second, third}) == 3
+    assert links(alice) == []
+    assert links(bob) == [third]
+
+
+@pytest.mark.django_db
+def test_logout_removes_the_link(session_engine: str, make_user: Any) -> None:
+    user = make_user()
+    client = Client()
+    client.post(f"/t/login/{user.pk}/")
+    assert links(user)
+    client.post("/t/logout/")
+    assert links(user) == []
+    assert whoami(client) is None
+
+
+@pytest.mark.django_db
+def test_test_client_login_is_linked(session_engine: str, make_user: Any) -> None:
+    user = make_user()
+    client = Client()
+    client.force_login(user)
+    assert links(user) == [cookie_key(client)]
+    client.logout()
+    assert links(user) == []
+
+
+@pytest.mark.django_db
+def test_each_device_gets_its_own_link(session_engine: str, make_user: Any) -> None:
+    user = make_user()
+    laptop, phone = Client(), Client(HTTP_USER_AGENT=IPHONE)
+    laptop.post(f"/t/login/{user.pk}/")
+    phone.post(f"/t/login/{user.pk}/")
+    assert links(user) == sorted([str(cookie_key(laptop)), str(cookie_key(phone))])
+    iphone = UserSession.objects.get(session_key=cookie_key(phone))
+    assert "iOS" in describe(iphone.user_agent)
+
+
+@pytest.mark.django_db
+def test_failing_recorder_does_not_break_login(
+    make_user: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = make_user()
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("mapping table unavailable")
+
+    monkeypatch.setattr("revocation.services.link_session", broken)
+    client = Client()
+    response = client.post(f"/t/login/{user.pk}/")
+    assert response.status_code == 200
+    assert whoami(client) == user.pk
+    assert "could not link session" in caplog.text
+    assert links(user) == []
+
+
+@pytest.mark.django_db
+def test_last_seen_is_written_at_most_once_per_interval(
+    make_user: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.REVOCATION_TOUCH_INTERVAL = 300
+    user = make_user()
+    client = Client()
+    client.post(f"/t/login/{user.pk}/")
+    key = cookie_key(client)
+    row = UserSession.objects.get(session_key=key)
+    for _ in range(3):
+        whoami(client)
+    assert UserSession.objects.get(session_key=key).last_seen_at == row.last_seen_at
+
+    # Move the clock past the interval: the next request records activity once.
+    later = time.time() + 301
+    monkeypatch.setattr(linking.time, "time", lambda: later)
+    client.get("/t/whoami/", REMOTE_ADDR="10.0.0.9")
+    touched = UserSession.objects.get(session_key=key)
+    assert touched.last_seen_at > row.last_seen_at
+    assert touched.ip == "10.0.0.9"
+    client.get("/t/whoami/", REMOTE_ADDR="10.0.0.10")
+    assert UserSession.objects.get(session_key=key).ip == "10.0.0.9"
+
+
+@pytest.mark.django_db
+def test_session_hash_survives_link(make_user: Any) -> None:
+    user = make_user()
+    client = Client()
+    client.post(f"/t/login/{user.pk}/")
+    session = client.session
+    assert session[HASH_SESSION_KEY] == user.get_session_auth_hash()
+    assert linking.AUTH_AT in session
+
+
+@pytest.mark.django_db
+def test_signed_cookie_logins_are_stamped_but_not_linked(
+    make_user: Any, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    user = make_user()
+    client = Client()
+    client.post(f"/t/login/{user.pk}/")
+    client.post("/t/rehash/")
+    assert whoami(client) == user.pk
+    # The cookie is the session: nothing to link; the sign-in time feeds the fence.
+    assert links(user) == []
+    assert linking.AUTH_AT in client.session
+    assert "could not link" not in caplog.text

@@ -1,0 +1,26 @@
+"""Scope resolvers used by the tests (and an example of writing one)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+
+
+def gated(value: str) -> QuerySet[Any]:
+    """Every user; the Nth call (N written in the gate file `value`) blocks while it exists.
+
+    Lets a test stop a worker at a known point of a job, mid-transaction.
+    """
+    gate = Path(value)
+    calls = gate.with_suffix(".calls")
+    n = int(calls.read_text()) + 1 if calls.exists() else 1
+    calls.write_text(str(n))
+    if gate.exists() and n >= int(gate.read_text()):
+        gate.with_suffix(".held").write_text(str(n))
+        while gate.exists():
+            time.sleep(0.05)
+    return get_user_model()._default_manager.values("pk")

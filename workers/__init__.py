@@ -1,0 +1,1 @@
+"""This service's worker runtime: beat schedule and installer, locks, demo data."""
