@@ -131,6 +131,27 @@ def queue_length(redis_url: str, queue: str) -> int:
         client.close()
 
 
+# --- Data ---------------------------------------------------------------------------
+
+
+def session_blob(user_id: int) -> str:
+    """A real encoded session of a logged-in user (about 220 bytes, as a login writes)."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
+    return store.encode(
+        {
+            "_auth_user_id": str(user_id),
+            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
+            "_auth_user_hash": "f" * 64,
+            "_revocation_auth_at": 1.7e9,
+            "_revocation_seen_at": 1.7e9,
+        }
+    )
+
+
 # --- A real worker -------------------------------------------------------------------
 
 

@@ -153,24 +153,6 @@ class Dataset:
         self.outsider_sessions = len(pairs) - self.target_sessions
 
 
-def session_blob() -> str:
-    """A real encoded session of a logged-in user (the same blob for every row)."""
-    from importlib import import_module
-
-    from django.conf import settings
-
-    store = import_module(settings.SESSION_ENGINE).SessionStore()
-    return store.encode(
-        {
-            "_auth_user_id": "123456",
-            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
-            "_auth_user_hash": "f" * 64,
-            "_revocation_auth_at": 1.7e9,
-            "_revocation_seen_at": 1.7e9,
-        }
-    )
-
-
 def connect() -> Any:
     import psycopg
 
@@ -380,7 +362,7 @@ def run_size(args: argparse.Namespace, env: dict[str, str], size: int) -> list[t
     data = Dataset(args, size)
     gen_s = time.perf_counter() - tg
     group_id = load_users(data)
-    blob = session_blob()
+    blob = common.session_blob(123456)
     print(
         f"## size: {len(data.members):,} users in group {GROUP!r} with {data.target_sessions:,} "
         f"sessions and {data.target_sessions:,} UserSession rows; {len(data.outsiders):,} "

@@ -129,24 +129,6 @@ def main() -> None:
 # --- Data --------------------------------------------------------------------------------
 
 
-def session_blob(user_id: int) -> str:
-    """A real encoded session of a logged-in user (about 220 bytes, as a login writes)."""
-    from importlib import import_module
-
-    from django.conf import settings
-
-    store = import_module(settings.SESSION_ENGINE).SessionStore()
-    return store.encode(
-        {
-            "_auth_user_id": str(user_id),
-            "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
-            "_auth_user_hash": "f" * 64,
-            "_revocation_auth_at": 1.7e9,
-            "_revocation_seen_at": 1.7e9,
-        }
-    )
-
-
 def connect() -> Any:
     import psycopg
 
@@ -157,7 +139,7 @@ def load(args: argparse.Namespace, size: int) -> dict[str, int]:
     """Load users, sessions and mappings (COPY), then VACUUM ANALYZE and CHECKPOINT."""
     rng = random.Random(args.seed + size)
     now = datetime.now(UTC)
-    blobs = [session_blob(u) for u in range(1, 65)]
+    blobs = [common.session_blob(u) for u in range(1, 65)]
     expired_n = int(size * args.expired_frac)
     # Expiry is random on disk: rows are written in login order, not expiry order.
     flags = [True] * expired_n + [False] * (size - expired_n)

@@ -72,10 +72,10 @@ def keys_for(request: RevocationRequest) -> list[str]:
 
 def record(keys: list[str], at: datetime) -> None:
     """Store fences at `at` for `keys` (never moving one back), mirrored on commit."""
-    existing = dict(RevocationFence.objects.filter(key__in=keys).values_list("key", "not_before"))
-    fresh = [k for k in keys if k not in existing]
+    # Two statements whatever the number of keys: insert the new ones, then move only
+    # older fences forward (a later request committing first must not be undone).
     RevocationFence.objects.bulk_create(
-        [RevocationFence(key=k, not_before=at) for k in fresh], ignore_conflicts=True
+        [RevocationFence(key=k, not_before=at) for k in keys], ignore_conflicts=True
     )
     RevocationFence.objects.filter(key__in=keys, not_before__lt=at).update(not_before=at)
     stamp = at.timestamp()

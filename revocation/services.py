@@ -276,12 +276,9 @@ def _revoke_mapped(user_ids: list[Any], request: RevocationRequest) -> int:
     revoked = 0
     while True:
         # Bounded even if a single user holds an enormous number of sessions.
-        rows = list(sessions.order_by("pk").values_list("pk", "session_key")[:chunk])
-        if not rows:
-            return revoked
-        deletion.delete_sessions([key for _, key in rows])
-        revoked += UserSession.objects.filter(pk__in=[pk for pk, _ in rows]).delete()[0]
-        if len(rows) < chunk:
+        selected, deleted = deletion.delete_mapped(sessions.order_by("pk")[:chunk])
+        revoked += deleted
+        if selected < chunk:
             return revoked
 
 

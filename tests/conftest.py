@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import itertools
 import uuid
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 
 ENGINES = {
     "db": "django.contrib.sessions.backends.db",
@@ -110,3 +112,10 @@ def csrf_client(user: Any, **headers: Any) -> Any:
     client = logged_in_client(user, enforce_csrf_checks=True, **headers)
     client.get("/accounts/login/")  # any page with a form sets the csrftoken cookie
     return client, client.cookies["csrftoken"].value
+
+
+def run_command(*args: str) -> tuple[str, str]:
+    """Run a management command in this process; return (stdout, stderr)."""
+    out, err = io.StringIO(), io.StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()

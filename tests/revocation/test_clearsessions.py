@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import io
 import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.contrib.sessions.models import Session
-from django.core.management import call_command, get_commands, load_command_class
+from django.core.management import get_commands, load_command_class
 from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
@@ -17,6 +16,7 @@ from django.utils import timezone
 from revocation import engines
 from revocation.checks import check_app_order
 from revocation.models import UserSession
+from tests.conftest import run_command
 
 SUMMARY_KEYS = {
     "sessions_deleted",
@@ -32,9 +32,7 @@ SUMMARY_KEYS = {
 
 def run(*args: str) -> tuple[str, str]:
     """Run clearsessions; return (stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    call_command("clearsessions", *args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
+    return run_command("clearsessions", *args)
 
 
 def login(user: Any) -> str:

@@ -7,12 +7,12 @@ import json
 from typing import Any
 
 import pytest
-from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from revocation import services
 from revocation.models import RevocationRequest
 from tests.conftest import is_logged_in, logged_in_client
+from tests.conftest import run_command as run
 
 STATUS_KEYS = {
     "id",
@@ -24,13 +24,6 @@ STATUS_KEYS = {
     "finished_at",
     "error",
 }
-
-
-def run(*args: str) -> tuple[str, str]:
-    """Run a command; return (stdout, stderr)."""
-    out, err = io.StringIO(), io.StringIO()
-    call_command(*args, stdout=out, stderr=err)
-    return out.getvalue(), err.getvalue()
 
 
 @pytest.mark.django_db

@@ -127,6 +127,31 @@ def test_a_page_that_runs_twice_is_harmless(make_user: Any, settings: Any) -> No
     assert not any(is_logged_in(c) for c in clients)
 
 
+def test_a_user_with_more_sessions_than_a_chunk_loses_them_all(
+    session_engine: str, make_user: Any, settings: Any
+) -> None:
+    settings.REVOCATION_BATCH_SIZE = 1  # a chunk is 5 mapping rows
+    settings.MIDDLEWARE = [
+        m for m in settings.MIDDLEWARE if m != "revocation.middleware.RevocationMiddleware"
+    ]  # the fence would hide a surviving session: check the deletion alone
+    u, v = make_user(), make_user()
+    clients = [logged_in_client(u) for _ in range(7)]
+    bystander = logged_in_client(v)
+    # A mapping whose session is already gone (an earlier crashed attempt) is harmless.
+    from revocation.deletion import delete_sessions
+
+    delete_sessions([clients[0].session.session_key])
+
+    request = services.revoke_user_sessions(u)
+    assert services.run_request(request.pk, budget_seconds=60) is False
+
+    request.refresh_from_db()
+    assert (request.state, request.sessions_revoked) == (State.DONE, 7)
+    assert not any(is_logged_in(c) for c in clients)
+    assert is_logged_in(bystander)
+    assert list(UserSession.objects.values_list("user_id", flat=True)) == [v.pk]
+
+
 def test_sessions_revoked_signal_reports_the_count(make_user: Any) -> None:
     from revocation.signals import sessions_revoked
 
