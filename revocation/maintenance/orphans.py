@@ -63,8 +63,8 @@ def _prune_by_snapshot(
     shared_buffers: 12 s for 500k mappings); one hash anti-join reads each
     table once (about 1 s). The orphans wait in a temporary table (server
     side, on this connection) in physical order, so each batch deletes from
-    neighbouring pages. A row goes only if it is still the same row with the
-    same key: a mapping that moved to a new key meanwhile stays.
+    neighbouring pages, reached by TID scan. A row goes only if it is still the
+    same row with the same key: a mapping that moved to a new key meanwhile stays.
     """
     connection = connections[using]
     qn = connection.ops.quote_name
@@ -85,8 +85,11 @@ def _prune_by_snapshot(
     progress("mappings", 0)
     delete = (
         f"WITH w AS (SELECT tid, id, {key} FROM {snapshot} WHERE tid > %s::tid "  # noqa: S608
-        f"ORDER BY tid LIMIT %s), d AS (DELETE FROM {mapping} m USING w "
-        f"WHERE m.ctid = w.tid AND m.id = w.id AND m.{key} = w.{key} RETURNING 1) "
+        f"ORDER BY tid LIMIT %s), d AS (DELETE FROM {mapping} m "
+        # ctid = ANY(array) is a TID scan: a join on ctid would be planned as a merge
+        # join walking the primary key from the start, batch after batch.
+        f"WHERE m.ctid = ANY(ARRAY(SELECT tid FROM w)) "
+        f"AND (m.id, m.{key}) IN (SELECT id, {key} FROM w) RETURNING 1) "
         "SELECT (SELECT max(tid) FROM w)::text, (SELECT count(*) FROM d)"
     )
     after, pruned = "(0,0)", 0
