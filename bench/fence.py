@@ -3,9 +3,10 @@
 Serves a one-view project with gunicorn on loopback (PostgreSQL + Redis), once with
 RevocationMiddleware and once without, alternating rounds, and drives it with a
 bounded number of keep-alive requests from client threads. Also counts, in process,
-the database queries and cache calls each request makes in both variants.
+the database queries and cache calls each request makes in both variants, and times
+one fence check against a bare Redis PING.
 
-    .venv/bin/python bench/fence.py [--requests 2000] [--rounds 3] [--engine db]
+    .venv/bin/python bench/fence.py [--requests 2000] [--rounds 6] [--engine db]
 """
 
 from __future__ import annotations
@@ -136,6 +137,25 @@ def count_calls(session_cookie: str, requests: int) -> dict[str, dict[str, float
     return result
 
 
+def check_cost(user_id: int, calls: int = 5000) -> tuple[float, float]:
+    """Return the mean µs of one fence check and of a bare Redis PING, in this process."""
+    from django.core.cache import caches
+
+    from revocation import fences
+
+    keys = [fences.user_key(user_id), fences.GLOBAL]
+    client: Any = caches["default"]._cache.get_client()  # type: ignore[attr-defined]
+
+    def mean_us(call: Any) -> float:
+        started = time.perf_counter()
+        for _ in range(calls):
+            call()
+        return (time.perf_counter() - started) / calls * 1e6
+
+    fences.latest(keys)  # warm: the first sight reads the database
+    return mean_us(lambda: fences.latest(keys)), mean_us(client.ping)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="requests per round")
@@ -209,6 +229,11 @@ def main() -> None:
                 f"per request {label}",
                 f"{figures['db']:.2f} DB queries, {figures['cache']:.2f} cache calls",
             )
+        check, ping = check_cost(user.pk)
+        c.line(
+            "fence check in process (mean)",
+            f"{check:.0f} µs; a bare Redis PING {ping:.0f} µs (the round trip is the cost)",
+        )
     finally:
         for server in servers:
             if server.poll() is None:

@@ -85,11 +85,11 @@ def _prune_by_snapshot(
     progress("mappings", 0)
     delete = (
         f"WITH w AS (SELECT tid, id, {key} FROM {snapshot} WHERE tid > %s::tid "  # noqa: S608
-        f"ORDER BY tid LIMIT %s), d AS (DELETE FROM {mapping} m "
-        # ctid = ANY(array) is a TID scan: a join on ctid would be planned as a merge
-        # join walking the primary key from the start, batch after batch.
+        f"ORDER BY tid LIMIT %s), d AS (DELETE FROM {mapping} m USING w "
+        # ctid = ANY(array) makes it a TID scan: a bare join on ctid is planned as a
+        # merge join walking the primary key from the start, batch after batch.
         f"WHERE m.ctid = ANY(ARRAY(SELECT tid FROM w)) "
-        f"AND (m.id, m.{key}) IN (SELECT id, {key} FROM w) RETURNING 1) "
+        f"AND m.ctid = w.tid AND m.id = w.id AND m.{key} = w.{key} RETURNING 1) "
         "SELECT (SELECT max(tid) FROM w)::text, (SELECT count(*) FROM d)"
     )
     after, pruned = "(0,0)", 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pytest
 
@@ -11,16 +12,21 @@ from revocation.cache import RedisCache
 REDIS_URL = os.environ.get("REDIS_URL")
 
 
+def _client_of(cache: Any) -> Any:
+    """Return the cache's RedisCacheClient (Django keeps it private)."""
+    return cache._cache
+
+
 def test_one_server_shares_one_client() -> None:
-    cache = RedisCache("redis://127.0.0.1:6379/0", {})
-    client = cache._cache.get_client()
-    assert cache._cache.get_client(write=True) is client
-    assert cache._cache.get_client("some-key") is client
+    clients = _client_of(RedisCache("redis://127.0.0.1:6379/0", {}))
+    client = clients.get_client()
+    assert clients.get_client(write=True) is client
+    assert clients.get_client("some-key") is client
 
 
 def test_replicas_keep_djangos_client_per_call() -> None:
-    cache = RedisCache("redis://127.0.0.1:6379/0,redis://127.0.0.1:6380/0", {})
-    assert cache._cache.get_client(write=True) is not cache._cache.get_client(write=True)
+    clients = _client_of(RedisCache("redis://127.0.0.1:6379/0,redis://127.0.0.1:6380/0", {}))
+    assert clients.get_client(write=True) is not clients.get_client(write=True)
 
 
 @pytest.mark.skipif(not REDIS_URL, reason="needs REDIS_URL")
