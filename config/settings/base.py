@@ -204,3 +204,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # The filesystem transport has no host: kombu warns "No hostname was supplied" on
+    # every publish, which would drown the CLI's output.
+    LOGGING["loggers"] = {"kombu.connection": {"level": "ERROR"}}
