@@ -69,11 +69,13 @@ def _delete_mapped_in_sql(rows: QuerySet[UserSession], using: str) -> tuple[int,
     model = engines.session_model()
     select, params = rows.values("pk").query.get_compiler(using).as_sql()
     mapping, sessions = qn(UserSession._meta.db_table), qn(model._meta.db_table)
-    key, session_key = qn("session_key"), qn(model._meta.pk.column)
+    mapping_pk = qn(UserSession._meta.pk.column)
+    key = qn(UserSession._meta.get_field("session_key").column)
+    session_key = qn(model._meta.pk.column)
     keys = f"(SELECT array_agg({key}) FROM m)" if _cache_prefix() is not None else "NULL"  # noqa: S608
     sql = (
         f"WITH s AS ({select}), "  # noqa: S608
-        f"m AS (DELETE FROM {mapping} WHERE {qn('id')} IN (SELECT * FROM s) RETURNING {key}), "
+        f"m AS (DELETE FROM {mapping} WHERE {mapping_pk} IN (SELECT * FROM s) RETURNING {key}), "
         f"d AS (DELETE FROM {sessions} WHERE {session_key} IN (SELECT {key} FROM m)) "
         f"SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM m), {keys}"
     )
