@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
@@ -24,7 +23,7 @@ def delete_sessions(keys: Sequence[str]) -> int:
     if engines.has_table():
         # No model points at Session (see UserSession), so this is one DELETE statement.
         deleted = engines.session_model().objects.filter(session_key__in=keys).delete()[0]
-    if _cache_prefix() is not None:
+    if engines.cache_key_prefix() is not None:
         _evict(keys)
     elif not engines.has_table() and engines.has_server_state():
         # A custom engine we know nothing about: use its own delete().
@@ -72,7 +71,7 @@ def _delete_mapped_in_sql(rows: QuerySet[UserSession], using: str) -> tuple[int,
     mapping_pk = qn(UserSession._meta.pk.column)
     key = qn(UserSession._meta.get_field("session_key").column)
     session_key = qn(model._meta.pk.column)
-    keys = f"(SELECT array_agg({key}) FROM m)" if _cache_prefix() is not None else "NULL"  # noqa: S608
+    keys = f"(SELECT array_agg({key}) FROM m)" if engines.cache_key_prefix() is not None else "NULL"  # noqa: S608
     sql = (
         f"WITH s AS ({select}), "  # noqa: S608
         f"m AS (DELETE FROM {mapping} WHERE {mapping_pk} IN (SELECT * FROM s) RETURNING {key}), "
@@ -88,13 +87,7 @@ def _delete_mapped_in_sql(rows: QuerySet[UserSession], using: str) -> tuple[int,
     return int(selected), int(deleted)
 
 
-def _cache_prefix() -> str | None:
-    """Return the cache key prefix of the engine's session copies (cached_db, cache)."""
-    prefix: Any = getattr(engines.store_class(), "cache_key_prefix", None)
-    return prefix
-
-
 def _evict(keys: Sequence[str]) -> None:
     """Delete the cached copies of the sessions `keys`."""
-    prefix = _cache_prefix() or ""
+    prefix = engines.cache_key_prefix() or ""
     caches[settings.SESSION_CACHE_ALIAS].delete_many([prefix + key for key in keys])

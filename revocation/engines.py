@@ -43,3 +43,9 @@ def has_server_state() -> bool:
 def session_model() -> Any:
     """Return the Session model of a table-backed engine."""
     return store_class().get_model_class()  # type: ignore[attr-defined]
+
+
+def cache_key_prefix() -> str | None:
+    """Return the prefix of the engine's cached session copies (cached_db, cache), or None."""
+    prefix: str | None = getattr(store_class(), "cache_key_prefix", None)
+    return prefix

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections, router, transaction
 
 from .. import engines
-
-logger = logging.getLogger("revocation")
-
 
 Progress = Callable[[str, int], None]
 """Called after every batch with the phase name and the rows handled so far in it."""
@@ -21,14 +17,15 @@ Progress = Callable[[str, int], None]
 def delete_in_batches(queryset: Any, batch: int, phase: str, progress: Progress) -> int:
     """Delete the rows of `queryset`, `batch` per short transaction; return how many."""
     model = queryset.model
+    using = router.db_for_write(model)
+    queryset = queryset.using(using).order_by()
     deleted = 0
     while True:
-        with transaction.atomic():
-            ids = list(queryset.order_by().values_list("pk", flat=True)[:batch])
+        with transaction.atomic(using=using):
+            ids = list(queryset.values_list("pk", flat=True)[:batch])
             if ids:
-                deleted += (
-                    model._base_manager.filter(pk__in=ids).delete()[1].get(model._meta.label, 0)
-                )
+                # Through the queryset: a row that stopped matching meanwhile stays.
+                deleted += queryset.filter(pk__in=ids).delete()[1].get(model._meta.label, 0)
         progress(phase, deleted)
         if len(ids) < batch:
             return deleted
@@ -36,9 +33,7 @@ def delete_in_batches(queryset: Any, batch: int, phase: str, progress: Progress)
 
 def cache_prefix() -> str | None:
     """Return the cache key prefix of a cache-only engine (None for table engines)."""
-    if engines.has_table():
-        return None
-    return getattr(engines.store_class(), "cache_key_prefix", None)
+    return None if engines.has_table() else engines.cache_key_prefix()
 
 
 def db_datetime(using: str, value: datetime) -> Any:

@@ -16,7 +16,7 @@ from django.db import connections, router, transaction
 from django.db.models.deletion import Collector
 
 from .. import engines
-from ._base import Progress, cache_prefix, db_datetime, no_progress
+from ._base import Progress, cache_prefix, db_datetime, delete_in_batches, no_progress
 
 logger = logging.getLogger("revocation")
 
@@ -142,15 +142,7 @@ def _delete_expired_orm(
 ) -> int:
     """Delete expired rows through the ORM, `batch` keys per transaction."""
     expired = model._base_manager.using(using).filter(expire_date__lt=now)
-    deleted = 0
-    while True:
-        with transaction.atomic(using=using):
-            keys = list(expired.values_list("pk", flat=True)[:batch])
-            if keys:
-                deleted += expired.filter(pk__in=keys).delete()[1].get(model._meta.label, 0)
-        progress("sessions", deleted)
-        if len(keys) < batch:
-            return deleted
+    return delete_in_batches(expired, batch, "sessions", progress)
 
 
 def _clear_with_engine() -> None:

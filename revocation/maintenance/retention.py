@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -10,8 +9,6 @@ from django.conf import settings
 from ..app_settings import app_settings
 from ..models import RevocationFence, RevocationRequest
 from ._base import Progress, delete_in_batches, no_progress
-
-logger = logging.getLogger("revocation")
 
 
 def prune_requests(*, now: datetime, batch_size: int, progress: Progress | None = None) -> int:
