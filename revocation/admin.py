@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import devices, services
+from . import devices, permissions, services
 from .models import RevocationRequest, UserSession
 
 
@@ -95,9 +95,6 @@ class RevocationRequestAdmin(ReadOnlyAdmin):
         )
 
 
-FORCE_LOGOUT_PERMISSION = "revocation.add_revocationrequest"
-
-
 def _announce(admin_request: HttpRequest, revocation: RevocationRequest) -> None:
     """Tell the admin user the request was accepted, linking to its status page."""
     url = reverse("admin:revocation_revocationrequest_change", args=[revocation.pk])
@@ -114,11 +111,9 @@ def _announce(admin_request: HttpRequest, revocation: RevocationRequest) -> None
 
 def _allowed(admin_request: HttpRequest) -> bool:
     """Return whether the admin user may force logouts, saying so if not."""
-    if admin_request.user.has_perm(FORCE_LOGOUT_PERMISSION):
+    if permissions.can_start(admin_request.user):
         return True
-    messages.error(
-        admin_request, f"Forcing a logout needs the {FORCE_LOGOUT_PERMISSION} permission."
-    )
+    messages.error(admin_request, f"Forcing a logout needs the {permissions.START} permission.")
     return False
 
 

@@ -1,4 +1,4 @@
-"""The JSON API (django-ninja): your sessions, and staff-only revocations.
+"""The JSON API (django-ninja): your sessions, and revocations for those with the permission.
 
 Authentication is the Django session cookie; unsafe methods also need the CSRF
 token (`X-CSRFToken` header + `csrftoken` cookie). Errors are `{"detail": "..."}`.
@@ -15,7 +15,7 @@ from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Val
 from ninja.responses import Status
 from ninja.security import SessionAuth
 
-from . import selectors, services
+from . import permissions, selectors, services
 from .app_settings import app_settings
 from .exceptions import InvalidTarget, RequestNotFound
 from .schemas import (
@@ -33,13 +33,17 @@ class UserAuth(SessionAuth):
     """A logged-in user (session cookie, CSRF-checked on unsafe methods); else 401."""
 
 
-class StaffAuth(SessionAuth):
-    """A logged-in staff user: 401 when not logged in, 403 when not staff."""
+class PermissionAuth(SessionAuth):
+    """A logged-in user holding `permission`: 401 when not logged in, 403 without it."""
+
+    def __init__(self, permission: str) -> None:
+        super().__init__()
+        self.permission = permission
 
     def authenticate(self, request: HttpRequest, key: str | None) -> Any:
         user = super().authenticate(request, key)
-        if user is not None and not user.is_staff:
-            raise AuthorizationError(403, "staff only")
+        if user is not None and not user.has_perm(self.permission):
+            raise AuthorizationError(403, f"this needs the {self.permission} permission")
         return user
 
 
@@ -47,8 +51,10 @@ api = NinjaAPI(
     title="Session revocation API",
     version="1",
     description=(
-        "Your sessions, and (staff) revocation requests. Session-cookie authentication; "
-        "POST and DELETE also need Django's CSRF token in the X-CSRFToken header."
+        "Your sessions, and revocation requests: starting one needs the "
+        f"{permissions.START} permission, reading them {permissions.VIEW}. "
+        "Session-cookie authentication; POST and DELETE also need Django's CSRF token "
+        "in the X-CSRFToken header."
     ),
     auth=UserAuth(),
     urls_namespace="revocation-api",
@@ -138,14 +144,17 @@ def delete_session(request: HttpRequest, session_id: int) -> Status[None]:
     return Status(204, None)
 
 
-# --- Revocations (staff) -------------------------------------------------------------
+# --- Revocations (model permissions) --------------------------------------------------
 
-revocations = Router(tags=["revocations (staff)"], auth=StaffAuth())
+revocations = Router(tags=["revocations"])
+_may_start = PermissionAuth(permissions.START)
+_may_view = PermissionAuth(permissions.VIEW)
 
 
 @revocations.post(
     "",
     response={202: RevocationOut, 429: Error, **_AUTH_ERRORS},
+    auth=_may_start,
     throttle=[_write_throttle],
     summary="Start a revocation",
 )
@@ -182,6 +191,7 @@ def create_revocation(request: HttpRequest, body: RevocationIn) -> Status[dict[s
 @revocations.get(
     "",
     response={200: RevocationList, 429: Error, **_AUTH_ERRORS},
+    auth=_may_view,
     throttle=[_read_throttle],
     summary="List revocations",
 )
@@ -198,6 +208,7 @@ def list_revocations(request: HttpRequest, page: Query[Page]) -> dict[str, Any]:
 @revocations.get(
     "/{revocation_id}",
     response={200: RevocationOut, 404: Error, 429: Error, **_AUTH_ERRORS},
+    auth=_may_view,
     throttle=[_read_throttle],
     summary="Get a revocation",
 )

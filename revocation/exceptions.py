@@ -1,8 +1,12 @@
 """Errors raised for bad revocation input; each names the value at fault."""
 
 
-class InvalidTarget(ValueError):
-    """The revocation target is missing, ambiguous or unknown."""
+class InvalidRequest(ValueError):
+    """A revocation request was refused: bad target, reason or other input; nothing was created."""
+
+
+class InvalidTarget(InvalidRequest):
+    """The revocation target is missing, blank, ambiguous or unknown."""
 
 
 class UnknownUser(InvalidTarget):

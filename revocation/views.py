@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from . import selectors, services
+from . import permissions, selectors, services
 from .exceptions import InvalidTarget
 from .forms import RevocationForm
 
@@ -67,9 +67,12 @@ def end_other_sessions(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def revocations_page(request: HttpRequest) -> HttpResponse:
-    """Staff dashboard: recent revocations, and a form to start one."""
-    if not request.user.is_staff:
-        raise PermissionDenied("staff only")
+    """Dashboard: recent revocations (view permission), and a form to start one (add)."""
+    may_start = permissions.can_start(request.user)
+    if request.method == "POST" and not may_start:
+        raise PermissionDenied(f"starting a revocation needs the {permissions.START} permission")
+    if not (may_start or permissions.can_view(request.user)):
+        raise PermissionDenied(f"the dashboard needs the {permissions.VIEW} permission")
     form = RevocationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if form.needs_confirmation():
@@ -88,8 +91,11 @@ def revocations_page(request: HttpRequest) -> HttpResponse:
                 f"Revocation #{revocation.pk} started: {revocation.describe_target()}.",
             )
             return redirect("revocation:revocations")
-    page = Paginator(selectors.recent_requests(), 25).get_page(request.GET.get("page"))
-    return render(request, "revocation/revocations.html", {"form": form, "page": page})
+    page = None
+    if permissions.can_view(request.user):
+        page = Paginator(selectors.recent_requests(), 25).get_page(request.GET.get("page"))
+    context = {"form": form if may_start else None, "page": page}
+    return render(request, "revocation/revocations.html", context)
 
 
 @never_cache

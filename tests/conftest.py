@@ -40,10 +40,17 @@ def make_user(db: Any) -> Any:
     """Return a factory of users with unique names."""
     from django.contrib.auth import get_user_model
 
-    def make(**fields: Any) -> Any:
+    def make(*, perms: tuple[str, ...] = (), **fields: Any) -> Any:
+        """Create a user; `perms` are codenames of the revocation app's permissions."""
+        from django.contrib.auth.models import Permission
+
         n = next(_counter)
         fields.setdefault("username", f"user{n}")
         user = get_user_model().objects.create_user(password="pw-secret-1", **fields)
+        if perms:
+            user.user_permissions.add(
+                *Permission.objects.filter(content_type__app_label="revocation", codename__in=perms)
+            )
         return user
 
     return make
@@ -65,6 +72,16 @@ def start_worker(transactional_db: Any, tmp_path: Any) -> Any:
     for worker in workers:
         # A kill is enough: acks_late brings back anything unfinished, and it is fast.
         worker.kill()
+
+
+# The two permissions of revocation.permissions: start revocations, and read them.
+OPERATOR_PERMS = ("add_revocationrequest", "view_revocationrequest")
+
+
+@pytest.fixture
+def operator(make_user: Any) -> Any:
+    """Return a user who may start and read revocations (not staff, not superuser)."""
+    return make_user(perms=OPERATOR_PERMS)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 
 from revocation import services
 from revocation.models import RevocationRequest, UserSession
-from tests.conftest import is_logged_in, logged_in_client
+from tests.conftest import OPERATOR_PERMS, is_logged_in, logged_in_client
 from tests.support import wait_until
 
 from .conftest import log_in
@@ -138,7 +138,7 @@ def test_staff_revoke_a_group_from_the_dashboard_and_watch_it_finish(
     wait_done: Any,
     screenshot: Any,
 ) -> None:
-    make_user(username="ops", is_staff=True)
+    make_user(username="ops", perms=OPERATOR_PERMS)
     contractors = Group.objects.create(name="contractors")
     members = [make_user(username=f"contractor{i}") for i in range(3)]
     contractors.user_set.add(*members)
@@ -178,7 +178,7 @@ def test_staff_revoke_a_group_from_the_dashboard_and_watch_it_finish(
 def test_everyone_asks_for_confirmation_in_the_browser(
     live_server: Any, browser: Any, make_user: Any, screenshot: Any
 ) -> None:
-    make_user(username="ops", is_staff=True)
+    make_user(username="ops", perms=OPERATOR_PERMS)
     context = browser.new_context()
     page = log_in(context, live_server.url, "ops")
     page.goto(f"{live_server.url}/revocations/")

@@ -42,8 +42,9 @@ def post_json(client: Client, url: str, body: Any, token: str | None = None) -> 
 
 
 @pytest.fixture
-def staff(make_user: Any) -> Any:
-    return make_user(is_staff=True)
+def staff(operator: Any) -> Any:
+    """A user allowed to start and read revocations."""
+    return operator
 
 
 def test_openapi_document_describes_the_contract(client: Client) -> None:
@@ -191,18 +192,55 @@ def test_revoke_others_without_csrf_token_is_403_and_creates_nothing(make_user: 
     assert not RevocationRequest.objects.exists()
 
 
-def test_revocation_endpoints_are_403_for_non_staff(make_user: Any, staff: Any) -> None:
+@pytest.mark.parametrize(
+    "fields", [{}, {"is_staff": True}], ids=["plain user", "is_staff alone"]
+)
+def test_revocation_endpoints_are_403_without_the_permissions(
+    make_user: Any, staff: Any, fields: dict[str, Any]
+) -> None:
     existing = services.revoke_sessions(everyone=True, requested_by=staff)
-    client, token = csrf_client(make_user())
+    client, token = csrf_client(make_user(**fields))
 
     created = post_json(client, "/api/revocations", {"all": True}, token)
     listed = client.get("/api/revocations")
     shown = client.get(f"/api/revocations/{existing.pk}")
 
-    for response in (created, listed, shown):
-        assert response.status_code == 403
-        assert response.json() == {"detail": "staff only"}
+    assert created.json() == {
+        "detail": "this needs the revocation.add_revocationrequest permission"
+    }
+    for response in (listed, shown):
+        assert response.json() == {
+            "detail": "this needs the revocation.view_revocationrequest permission"
+        }
+    assert {r.status_code for r in (created, listed, shown)} == {403}
     assert list(RevocationRequest.objects.all()) == [existing]
+
+
+def test_view_permission_reads_but_cannot_start(make_user: Any, staff: Any) -> None:
+    existing = services.revoke_sessions(everyone=True, requested_by=staff)
+    client, token = csrf_client(make_user(perms=("view_revocationrequest",)))
+
+    assert client.get(f"/api/revocations/{existing.pk}").status_code == 200
+    assert client.get("/api/revocations").json()["count"] == 1
+    assert post_json(client, "/api/revocations", {"all": True}, token).status_code == 403
+    assert RevocationRequest.objects.count() == 1
+
+
+def test_add_permission_starts_but_cannot_read(make_user: Any) -> None:
+    target = make_user()
+    client, token = csrf_client(make_user(perms=("add_revocationrequest",)))
+
+    created = post_json(client, "/api/revocations", {"user_ids": [target.pk]}, token)
+
+    assert created.status_code == 202
+    assert client.get(f"/api/revocations/{created.json()['id']}").status_code == 403
+
+
+def test_superuser_may_start_and_read(make_user: Any) -> None:
+    client, token = csrf_client(make_user(is_superuser=True))
+    created = post_json(client, "/api/revocations", {"all": True}, token)
+    assert created.status_code == 202
+    assert client.get(f"/api/revocations/{created.json()['id']}").status_code == 200
 
 
 @pytest.mark.parametrize(

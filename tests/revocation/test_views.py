@@ -18,7 +18,7 @@ from django.test import Client
 
 from revocation import services, views
 from revocation.models import RevocationRequest, UserSession
-from tests.conftest import csrf_client, is_logged_in, logged_in_client
+from tests.conftest import OPERATOR_PERMS, csrf_client, is_logged_in, logged_in_client
 from tests.support import free_port
 
 pytestmark = pytest.mark.django_db
@@ -60,9 +60,11 @@ def test_sessions_page_lists_devices_and_marks_the_current_one(make_user: Any) -
     assert "/revocations/" not in page
 
 
-def test_staff_see_a_link_to_the_dashboard(make_user: Any) -> None:
-    page = logged_in_client(make_user(is_staff=True)).get("/sessions/").content.decode()
+def test_operators_see_a_link_to_the_dashboard(operator: Any, make_user: Any) -> None:
+    page = logged_in_client(operator).get("/sessions/").content.decode()
     assert 'href="/revocations/"' in page
+    staff_only = logged_in_client(make_user(is_staff=True)).get("/sessions/").content.decode()
+    assert "/revocations/" not in staff_only
 
 
 def test_sessions_page_needs_login() -> None:
@@ -144,24 +146,53 @@ def test_log_out_other_sessions_asks_the_workers_and_keeps_this_one(make_user: A
     assert request.requested_by == user
 
 
-# --- The staff dashboard ----------------------------------------------------------------
+# --- The revocation dashboard ------------------------------------------------------------
 
 
 @pytest.fixture
 def staff_client(make_user: Any) -> tuple[Client, str]:
-    return csrf_client(make_user(is_staff=True, username="ops"))
+    """A client of a user who may start and read revocations."""
+    return csrf_client(make_user(username="ops", perms=OPERATOR_PERMS))
 
 
-def test_dashboard_needs_login_and_staff(make_user: Any) -> None:
+EVERYONE = {"target": "everyone", "reason": "x", "confirm": "on"}
+
+
+@pytest.mark.parametrize("fields", [{}, {"is_staff": True}], ids=["plain user", "is_staff alone"])
+def test_dashboard_needs_login_and_the_permissions(
+    make_user: Any, fields: dict[str, Any]
+) -> None:
     assert Client().get("/revocations/").status_code == 302
-    client, token = csrf_client(make_user())
+    client, token = csrf_client(make_user(**fields))
     assert client.get("/revocations/").status_code == 403
-    response = client.post(
-        "/revocations/",
-        {"target": "everyone", "reason": "x", "confirm": "on", "csrfmiddlewaretoken": token},
-    )
+    response = client.post("/revocations/", {**EVERYONE, "csrfmiddlewaretoken": token})
     assert response.status_code == 403
     assert not RevocationRequest.objects.exists()
+
+
+def test_dashboard_view_permission_lists_but_cannot_start(make_user: Any) -> None:
+    services.revoke_sessions(everyone=True, reason="earlier incident")
+    client, token = csrf_client(make_user(perms=("view_revocationrequest",)))
+
+    page = client.get("/revocations/").content.decode()
+    posted = client.post("/revocations/", {**EVERYONE, "csrfmiddlewaretoken": token})
+
+    assert "earlier incident" in page
+    assert "Start a revocation" not in page
+    assert posted.status_code == 403
+    assert RevocationRequest.objects.count() == 1
+
+
+def test_dashboard_add_permission_starts_but_lists_nothing(make_user: Any) -> None:
+    services.revoke_sessions(everyone=True, reason="earlier incident")
+    client, token = csrf_client(make_user(perms=("add_revocationrequest",)))
+
+    page = client.get("/revocations/").content.decode()
+    client.post("/revocations/", {**EVERYONE, "csrfmiddlewaretoken": token})
+
+    assert "Start a revocation" in page
+    assert "earlier incident" not in page
+    assert RevocationRequest.objects.count() == 2
 
 
 def test_dashboard_lists_recent_requests_with_progress(
