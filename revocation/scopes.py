@@ -17,17 +17,21 @@ subquery, page by page, so an organisation is never loaded into memory.
 A resolver that also has a ``scopes_of(user_id)`` method (``field_resolver`` does)
 lets the revocation fence log a whole scope out on its very next request: the
 user's scope values are stamped into the session at login.
+
+Values are checked when a request is accepted, never later in the worker: a
+resolver may have a ``clean(value) -> str`` method that returns the value in
+canonical form or raises ``ValueError``/``ValidationError`` (``field_resolver``
+converts with the scope field, so ``"abc"`` for a numeric field is refused);
+without one, the resolver is called once to build (not run) its queryset, which
+refuses a value its lookup cannot take.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from django.apps import apps
 from django.db.models import QuerySet
-
-Resolver = Callable[[str], QuerySet[Any]]
 
 
 class FieldResolver:
@@ -38,6 +42,11 @@ class FieldResolver:
 
     def _rows(self) -> QuerySet[Any]:
         return apps.get_model(self.model)._default_manager.all()
+
+    def clean(self, value: str) -> str:
+        """Return `value` as the scope field stores it; raise ValidationError if it cannot be."""
+        field = apps.get_model(self.model)._meta.get_field(self.scope_field)
+        return str(field.to_python(value))
 
     def __call__(self, value: str) -> QuerySet[Any]:
         """Return the ids of the users in scope `value`."""

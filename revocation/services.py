@@ -24,6 +24,7 @@ logger = logging.getLogger("revocation")
 State = RevocationRequest.State
 Target = RevocationRequest.Target
 Phase = RevocationRequest.Phase
+REASON_MAX_LENGTH = RevocationRequest._meta.get_field("reason").max_length or 255
 
 
 # --- The user-to-session link -------------------------------------------------
@@ -113,7 +114,7 @@ def revoke_user_sessions(
             user_ids=[user.pk],
             # Signed-cookie "keys" are whole cookies and there is nothing to delete anyway.
             keep_session_key=(keep_session_key or "") if engines.has_server_state() else "",
-            reason=reason[:255],
+            reason=_clean_reason(reason),
             requested_by=requested_by,
             users_total=1,
         )
@@ -135,13 +136,16 @@ def revoke_sessions(
 ) -> RevocationRequest:
     """Log out a set of users, a group, a scope or everyone; returns at once.
 
-    Raises an InvalidTarget subclass, creating nothing, unless exactly one
-    valid target is given.
+    Raises an InvalidRequest subclass, creating nothing, unless exactly one
+    valid target is given. Everyone is reached only by `everyone=True`: a blank
+    group, scope, value or user is an error, never a wider target.
     """
+    if not isinstance(everyone, bool):
+        raise InvalidTarget(f"everyone must be True or False, got {everyone!r}")
     given = [user_ids is not None, group is not None, scope is not None, everyone]
     if sum(given) != 1:
         raise InvalidTarget("give exactly one of user_ids, group, scope or everyone=True")
-    request = RevocationRequest(reason=reason[:255], requested_by=requested_by)
+    request = RevocationRequest(reason=_clean_reason(reason), requested_by=requested_by)
     if user_ids is not None:
         request.target = Target.USERS
         request.user_ids = targets.check_user_ids(user_ids)
@@ -153,12 +157,17 @@ def revoke_sessions(
         if not (isinstance(scope, tuple | list) and len(scope) == 2):
             raise InvalidTarget(f"scope must be a (name, value) pair, got {scope!r}")
         name, value = scope
-        targets.scope_resolver(name)
         request.target = Target.SCOPE
-        request.scope_name, request.scope_value = str(name), str(value)
+        request.scope_name = targets.clean_text(name, "scope name", max_length=64)
+        request.scope_value = targets.check_scope_value(name, value)
     else:
         request.target = Target.EVERYONE
     return _accept(request)
+
+
+def _clean_reason(reason: Any) -> str:
+    """Return `reason` if the audit log can keep it whole; raise InvalidRequest otherwise."""
+    return targets.clean_text(reason, "reason", max_length=REASON_MAX_LENGTH, blank=True)
 
 
 def limit_sessions(user: Any, *, current_key: str | None) -> RevocationRequest | None:

@@ -18,7 +18,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from . import permissions, selectors, services
-from .exceptions import InvalidTarget
+from .exceptions import InvalidRequest
 from .forms import RevocationForm
 
 logger = logging.getLogger("revocation")
@@ -83,7 +83,7 @@ def revocations_page(request: HttpRequest) -> HttpResponse:
                 reason=form.cleaned_data["reason"],
                 requested_by=request.user,
             )
-        except InvalidTarget as exc:
+        except InvalidRequest as exc:
             form.add_error(None, str(exc))
         else:
             messages.success(

@@ -159,6 +159,27 @@ def test_two_overlapping_requests_both_complete(
         ({"scope": "org=3"}, exceptions.InvalidTarget, "(name, value) pair"),
         ({"user_ids": []}, exceptions.InvalidTarget, "user_ids is empty"),
         ({"user_ids": ["abc"]}, exceptions.UnknownUser, "invalid user id"),
+        # Blank never widens: an unset variable is an error, not "everyone".
+        ({"group": ""}, exceptions.InvalidTarget, "group name is blank"),
+        ({"group": "  "}, exceptions.InvalidTarget, "group name is blank"),
+        ({"scope": ("", "3")}, exceptions.InvalidTarget, "scope name is blank"),
+        ({"scope": ("org", "")}, exceptions.InvalidTarget, "scope value is blank"),
+        ({"scope": ("org", " ")}, exceptions.InvalidTarget, "scope value is blank"),
+        ({"user_ids": [""]}, exceptions.UnknownUser, "invalid user id: ''"),
+        ({"user_ids": [None]}, exceptions.UnknownUser, "invalid user id: None"),
+        ({"user_ids": "12"}, exceptions.InvalidTarget, "must be a list of ids"),
+        # True is 1 to Python: a flag must never name user 1, nor "yes" mean everyone.
+        ({"user_ids": [True]}, exceptions.UnknownUser, "invalid user id: True"),
+        ({"everyone": "yes"}, exceptions.InvalidTarget, "everyone must be True or False"),
+        ({"everyone": 1}, exceptions.InvalidTarget, "everyone must be True or False"),
+        ({"scope": ("org", True)}, exceptions.InvalidTarget, "string or an integer"),
+        # PostgreSQL refuses NUL: refuse it first, with a clear message.
+        ({"group": "a\x00b"}, exceptions.InvalidRequest, "group name must not contain NUL"),
+        ({"scope": ("org", "1\x00")}, exceptions.InvalidRequest, "must not contain NUL"),
+        ({"everyone": True, "reason": "\x00"}, exceptions.InvalidRequest, "reason must not"),
+        ({"everyone": True, "reason": "r" * 256}, exceptions.InvalidRequest, "the most is 255"),
+        # A value the resolver cannot use is refused now, not when the job runs.
+        ({"scope": ("org", "abc")}, exceptions.InvalidTarget, "invalid value 'abc' for scope"),
     ],
 )
 def test_invalid_targets_raise_and_create_nothing(
@@ -177,12 +198,28 @@ def test_invalid_targets_raise_and_create_nothing(
         (["--group", "nope"], "unknown group 'nope'"),
         (["--scope", "org"], "--scope must look like NAME=VALUE"),
         (["--scope", "planet=3"], "unknown scope 'planet'"),
+        (["--group", ""], "group name is blank"),
+        (["--scope", ""], "--scope must look like NAME=VALUE"),
+        (["--scope", "org="], "--scope must look like NAME=VALUE"),
+        (["--scope", "org=abc"], "invalid value 'abc' for scope 'org'"),
+        (["--user", ""], "unknown user ''"),
+        # Non-ASCII digits are not ids (isdigit() says they are).
+        (["--user", "\u0661"], "unknown user '\u0661'"),
+        (["--user", "\u00b2"], "unknown user '\u00b2'"),
+        (["--user", "a\x00"], "--user must not contain NUL"),
+        (["--all", "--no-input", "--reason", "r" * 256], "reason is 256 characters long"),
     ],
 )
 def test_command_rejects_bad_targets(args: list[str], message: str) -> None:
     with pytest.raises(CommandError, match=message):
         call_command("revoke_sessions", *args, stdout=io.StringIO())
     assert not RevocationRequest.objects.exists()
+
+
+@pytest.mark.django_db
+def test_scope_value_is_stored_in_the_resolvers_canonical_form() -> None:
+    request = services.revoke_sessions(scope=("org", " 042"))
+    assert request.scope_value == "42"
 
 
 @pytest.mark.django_db

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from revocation import services
-from revocation.exceptions import InvalidTarget
+from revocation.exceptions import InvalidRequest
 
 from ._output import emit, wait
 
@@ -42,7 +42,7 @@ class Command(BaseCommand):
             self._confirm_all()
         try:
             request = services.revoke_sessions(**target, reason=options["reason"])
-        except InvalidTarget as exc:
+        except InvalidRequest as exc:
             raise CommandError(str(exc)) from exc
         if options["wait"]:
             request = wait(request.pk, stream=self.stderr)  # type: ignore[arg-type]
@@ -52,22 +52,29 @@ class Command(BaseCommand):
 
     def _target(self, options: dict[str, Any]) -> dict[str, Any]:
         """Turn the command-line target into revoke_sessions() keyword arguments."""
-        if options["user"]:
+        # `is not None`, not truthiness: `--group ""` (an unset shell variable) must be an
+        # error, never a fall-through to everyone.
+        if options["user"] is not None:
             return {"user_ids": [self._user_id(u) for u in options["user"]]}
-        if options["group"]:
+        if options["group"] is not None:
             return {"group": options["group"]}
-        if options["scope"]:
+        if options["scope"] is not None:
             name, sep, value = options["scope"].partition("=")
-            if not sep or not name or not value:
+            if not sep or not name.strip() or not value.strip():
                 raise CommandError(f"--scope must look like NAME=VALUE, got {options['scope']!r}")
             return {"scope": (name, value)}
-        return {"everyone": True}
+        if options["all"]:
+            return {"everyone": True}
+        raise CommandError("give --user, --group, --scope or --all")
 
     def _user_id(self, value: str) -> Any:
         """Return the id of the user named or numbered `value`."""
         users = get_user_model()._default_manager
+        if "\x00" in value:
+            raise CommandError("--user must not contain NUL characters")
         user = users.filter(**{get_user_model().USERNAME_FIELD: value}).first()
-        if user is None and value.isdigit():
+        # isdigit() alone accepts "١٢" and "²": only ASCII digits are an id.
+        if user is None and value.isascii() and value.isdigit():
             user = users.filter(pk=int(value)).first()
         if user is None:
             raise CommandError(f"unknown user {value!r}: no such username or id")
