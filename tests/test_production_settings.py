@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -84,3 +86,36 @@ def test_production_cookies_and_headers(tmp_path: Path) -> None:
     assert values["SECURE_HSTS_SECONDS"] >= 31536000
     assert values["SECURE_SSL_REDIRECT"] and values["SECURE_CONTENT_TYPE_NOSNIFF"]
     assert values["X_FRAME_OPTIONS"] == "DENY"
+
+
+@pytest.mark.parametrize(
+    "module", ["config.wsgi", "config.asgi", "config.celery_app"], ids=["wsgi", "asgi", "celery"]
+)
+def test_servers_default_to_production_settings(tmp_path: Path, module: str) -> None:
+    """A server started without DJANGO_SETTINGS_MODULE never serves DEBUG tracebacks."""
+    env = {k: v for k, v in os.environ.items() if k not in {"DJANGO_SETTINGS_MODULE", "DEBUG"}}
+    env["REVOCATION_VAR_DIR"] = str(tmp_path)
+    code = (
+        f"import django, {module}; from django.conf import settings; django.setup(); "
+        "print(settings.SETTINGS_MODULE, settings.DEBUG)"
+    )
+    with_secret = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**env, "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "example.com"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert with_secret.stdout.split() == ["config.settings.production", "False"], with_secret.stderr
+    # No secret, no server: production has no fallback key (local's fixed one is not used).
+    without_secret = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={k: v for k, v in env.items() if k != "SECRET_KEY"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert without_secret.returncode != 0
+    assert "SECRET_KEY" in without_secret.stderr
