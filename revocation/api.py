@@ -117,7 +117,7 @@ def revoke_other_sessions(request: HttpRequest) -> Status[dict[str, Any]]:
     """Log out every session of yours except this one (carried out by the workers)."""
     revocation = services.revoke_user_sessions(
         request.user,
-        keep_session_key=request.session.session_key,
+        keep_session=request.session,
         reason="logged out other sessions",
         requested_by=request.user,
     )

@@ -24,7 +24,7 @@ from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import engines, fences, services, targets
+from . import engines, services, stamps, targets
 from .client import client_ip, user_agent
 
 logger = logging.getLogger("revocation")
@@ -33,9 +33,9 @@ LINKED_KEY_ATTR = "_revocation_linked_key"
 PASSWORD_CHANGED_ATTR = "_revocation_password_changed"  # noqa: S105 - an attribute name
 # The request being handled, so a password change can find the session to keep.
 current_request: ContextVar[HttpRequest | None] = ContextVar("revocation_request", default=None)
-# Stored in the session: when this login happened, and when we last recorded activity.
-AUTH_AT = "_revocation_auth_at"
-SEEN_AT = "_revocation_seen_at"
+# Re-exported: older code and tests import them from here.
+AUTH_AT = stamps.AUTH_AT
+SEEN_AT = stamps.SEEN_AT
 
 
 def begin(request: HttpRequest) -> None:
@@ -59,7 +59,7 @@ def _revoke_others(request: HttpRequest, user: Any) -> None:
     try:
         services.revoke_user_sessions(
             user,
-            keep_session_key=request.session.session_key,
+            keep_session=request.session,
             reason="password changed",
             requested_by=user,
         )
@@ -90,30 +90,26 @@ def mark_login(request: HttpRequest, user: Any) -> None:
     now = time.time()
     request.session[AUTH_AT] = now
     request.session[SEEN_AT] = now
+    request.session[stamps.LOGIN_ID] = stamps.new_login_id()
     try:
-        request.session[fences.SCOPES] = targets.fence_keys_of(user)
+        request.session[stamps.SCOPES] = targets.fence_keys_of(user)
     except Exception:
         logger.exception("revocation: could not read the scopes of user %s", user.pk)
     reconcile(request)
 
 
-def signed_in_at(session: Any) -> float:
-    """Return when the session signed in; 0 if unknown (it predates every fence)."""
-    return float(session.get(AUTH_AT, 0))
+signed_in_at = stamps.signed_in_at
 
 
-def spare(session_key: str, at: float) -> None:
-    """Re-stamp the sign-in time of a session a revocation keeps, so its fence spares it."""
-    request = current_request.get()
-    if request is not None and request.session.session_key == session_key:
-        request.session[AUTH_AT] = at
-        return
-    if not engines.has_server_state():
-        return
-    store = engines.store_class()(session_key)
-    if store.exists(session_key):
-        store[AUTH_AT] = at
-        store.save()
+def ensure_login_id(session: Any) -> str:
+    """Return the session's sign-in id, stamping one (and onto its mapping) if it has none."""
+    login_id = stamps.login_id(session)
+    if not login_id:
+        # Signed in before sign-in ids existed: give it one now.
+        login_id = session[stamps.LOGIN_ID] = stamps.new_login_id()
+        if session.session_key and engines.has_server_state():
+            services.set_login_id(session_key=str(session.session_key), login_id=login_id)
+    return login_id
 
 
 def reconcile(request: HttpRequest) -> None:
@@ -146,6 +142,7 @@ def _relink(request: HttpRequest, old_key: str | None, new_key: str | None) -> N
             user_id=user_id,
             ip=client_ip(request),
             user_agent=user_agent(request),
+            login_id=stamps.login_id(request.session),
         )
     except Exception:
         logger.exception("revocation: could not link session to user %s", user_id)
@@ -168,6 +165,7 @@ def touch(request: HttpRequest, interval: int) -> None:
             ip=client_ip(request),
             user_agent=user_agent(request),
             now=timezone.now(),
+            login_id=stamps.login_id(session),
         )
     except Exception:
         logger.exception("revocation: could not record activity of user %s", user_id)

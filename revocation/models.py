@@ -23,6 +23,9 @@ class UserSession(models.Model):
         db_index=False,
     )
     session_key = models.CharField(max_length=40, unique=True)
+    # The sign-in id stamped in the session (revocation.stamps.LOGIN_ID): unlike the
+    # key it survives cycle_key(), so "keep this session" still finds it after a rotation.
+    login_id = models.CharField(max_length=32, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     last_seen_at = models.DateTimeField(default=timezone.now)
     ip = models.GenericIPAddressField(null=True, blank=True)
@@ -69,8 +72,10 @@ class RevocationRequest(models.Model):
     group_name = models.CharField(max_length=150, blank=True, default="")
     scope_name = models.CharField(max_length=64, blank=True, default="")
     scope_value = models.CharField(max_length=255, blank=True, default="")
-    # Kept alive (the session that asked to log out its other sessions).
+    # Kept alive (the session that asked to log out its other sessions): by key, and by
+    # sign-in id, which still names it if a concurrent request rotated the key.
     keep_session_key = models.CharField(max_length=40, blank=True, default="")
+    keep_login_id = models.CharField(max_length=32, blank=True, default="")
     reason = models.CharField(max_length=255, blank=True, default="")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -130,10 +135,13 @@ class RevocationFence(models.Model):
 
     A session whose sign-in time predates a fence that applies to it is logged
     out on its next request, before any worker has deleted it. `key` is
-    "user:<id>", "group:<name>", "scope:<name>:<value>" or "global".
+    "user:<id>", "group:<name>", "scope:<name>:<value>" or "global"; or
+    "keep:<sign-in id>", the time of the newest revocation that keeps that
+    sign-in alive (it is spared by a user fence no newer than that).
     """
 
-    key = models.CharField(max_length=255, unique=True)
+    # Long enough for "scope:" + a 64-character name + ":" + a 255-character value.
+    key = models.CharField(max_length=400, unique=True)
     not_before = models.DateTimeField()
 
     class Meta:

@@ -46,7 +46,10 @@ class FieldResolver:
     def clean(self, value: str) -> str:
         """Return `value` as the scope field stores it; raise ValidationError if it cannot be."""
         field = apps.get_model(self.model)._meta.get_field(self.scope_field)
-        return str(field.to_python(value))
+        column = getattr(field, "target_field", field)  # a ForeignKey stores its target's type
+        cleaned = column.to_python(value)
+        column.run_validators(cleaned)  # e.g. an id beyond the column's integer range
+        return str(cleaned)
 
     def __call__(self, value: str) -> QuerySet[Any]:
         """Return the ids of the users in scope `value`."""

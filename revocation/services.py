@@ -9,11 +9,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
+from django.contrib.sessions.backends.base import SessionBase
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from . import deletion, engines, fences, linking, outbox, selectors, targets
+from . import deletion, engines, fences, linking, outbox, selectors, stamps, targets
 from .app_settings import app_settings
 from .exceptions import InvalidTarget, SessionLimitReached
 from .models import RevocationRequest, UserSession
@@ -37,6 +38,7 @@ def link_session(
     user_id: int | str | None,
     ip: str | None,
     user_agent: str,
+    login_id: str = "",
 ) -> None:
     """Make the mapping follow a session from `old_key` to `new_key` (either may be None)."""
     now = timezone.now()
@@ -55,6 +57,7 @@ def link_session(
                     UserSession(
                         user_id=user_id,
                         session_key=new_key,
+                        login_id=login_id,
                         created_at=now,
                         last_seen_at=now,
                         ip=ip,
@@ -63,22 +66,46 @@ def link_session(
                 ],
                 update_conflicts=True,
                 unique_fields=["session_key"],
-                update_fields=["user", "created_at", "last_seen_at", "ip", "user_agent"],
+                update_fields=[
+                    "user",
+                    "login_id",
+                    "created_at",
+                    "last_seen_at",
+                    "ip",
+                    "user_agent",
+                ],
             )
 
 
 def touch_session(
-    *, session_key: str, user_id: int | str, ip: str | None, user_agent: str, now: datetime
+    *,
+    session_key: str,
+    user_id: int | str,
+    ip: str | None,
+    user_agent: str,
+    now: datetime,
+    login_id: str = "",
 ) -> None:
     """Record activity on a session; create its mapping if it is missing."""
-    updated = UserSession.objects.filter(session_key=session_key, user_id=user_id).update(
-        last_seen_at=now, ip=ip, user_agent=user_agent
-    )
+    fields: dict[str, Any] = {"last_seen_at": now, "ip": ip, "user_agent": user_agent}
+    if login_id:
+        fields["login_id"] = login_id
+    updated = UserSession.objects.filter(session_key=session_key, user_id=user_id).update(**fields)
     if not updated:
         # Sessions from before the app was installed get linked on first sight.
         link_session(
-            old_key=None, new_key=session_key, user_id=user_id, ip=ip, user_agent=user_agent
+            old_key=None,
+            new_key=session_key,
+            user_id=user_id,
+            ip=ip,
+            user_agent=user_agent,
+            login_id=login_id,
         )
+
+
+def set_login_id(*, session_key: str, login_id: str) -> None:
+    """Record the sign-in id just stamped into an older session on its mapping."""
+    UserSession.objects.filter(session_key=session_key).update(login_id=login_id)
 
 
 # --- Accepting revocation requests ---------------------------------------------
@@ -104,25 +131,49 @@ def revoke_user_sessions(
     user: Any,
     *,
     keep_session_key: str | None = None,
+    keep_session: SessionBase | None = None,
     reason: str = "",
     requested_by: Any = None,
 ) -> RevocationRequest:
-    """Log `user` out everywhere, except `keep_session_key` if given; returns at once."""
+    """Log `user` out everywhere, except one session if given; returns at once.
+
+    Pass the request's session as `keep_session` from a web handler: it is kept by
+    its sign-in id, which survives any number of concurrent requests of its own and
+    a concurrent key rotation (a password change). `keep_session_key` alone keeps
+    the session that has that key now.
+    """
+    login_id = ""
+    if keep_session is not None:
+        keep_session_key = keep_session.session_key
+        login_id = linking.ensure_login_id(keep_session)
+    elif keep_session_key:
+        login_id = _login_id_of(keep_session_key)
+    server_state = engines.has_server_state()
     request = _accept(
         RevocationRequest(
             target=Target.USERS,
             user_ids=[user.pk],
             # Signed-cookie "keys" are whole cookies and there is nothing to delete anyway.
-            keep_session_key=(keep_session_key or "") if engines.has_server_state() else "",
+            keep_session_key=(keep_session_key or "") if server_state else "",
+            keep_login_id=login_id,
             reason=_clean_reason(reason),
             requested_by=requested_by,
             users_total=1,
         )
     )
-    if keep_session_key:
-        # The kept session must not fall to the fence just set for its user.
-        linking.spare(keep_session_key, request.created_at.timestamp())
+    if keep_session is not None:
+        # Its next request then passes the fence at once; if a concurrent request of the
+        # same session saves an older stamp over this one, fences.is_fenced() still
+        # spares it by its sign-in id.
+        at = request.created_at.timestamp()
+        keep_session[stamps.AUTH_AT] = max(stamps.signed_in_at(keep_session), at)
     return request
+
+
+def _login_id_of(session_key: str) -> str:
+    """Return the sign-in id recorded on the mapping of `session_key`, or ""."""
+    found = UserSession.objects.filter(session_key=session_key).values_list("login_id", flat=True)
+    return found.first() or ""
 
 
 def revoke_sessions(
@@ -281,6 +332,9 @@ def _revoke_mapped(user_ids: list[Any], request: RevocationRequest) -> int:
         sessions = sessions.filter(pk__in=request.session_ids)
     if request.keep_session_key:
         sessions = sessions.exclude(session_key=request.keep_session_key)
+    if request.keep_login_id:
+        # The kept sign-in, even if a concurrent request rotated its key since.
+        sessions = sessions.exclude(login_id=request.keep_login_id)
     chunk = app_settings.BATCH_SIZE * 5
     revoked = 0
     while True:
@@ -360,8 +414,6 @@ def sweep_outbox() -> list[int]:
 
 def backfill_page(*, after: str, batch: int) -> tuple[str | None, int]:
     """Link one keyset page of stored sessions after `after`; return (next cursor, linked)."""
-    from .linking import AUTH_AT  # linking imports this module
-
     model = engines.session_model()
     store = engines.store_class()()
     rows = list(
@@ -378,22 +430,22 @@ def backfill_page(*, after: str, batch: int) -> tuple[str | None, int]:
             continue
         # The login time if we stamped it, else the last save: the best estimate we have.
         signed_in = (
-            datetime.fromtimestamp(decoded[AUTH_AT], tz=UTC)
-            if AUTH_AT in decoded
+            datetime.fromtimestamp(decoded[stamps.AUTH_AT], tz=UTC)
+            if stamps.AUTH_AT in decoded
             else expire_date - timedelta(seconds=settings.SESSION_COOKIE_AGE)
         )
-        links.append((key, decoded[SESSION_KEY], signed_in))
+        links.append((key, decoded[SESSION_KEY], signed_in, decoded.get(stamps.LOGIN_ID, "")))
     user_model = get_user_model()
     existing = set(
-        user_model._default_manager.filter(pk__in={uid for _, uid, _ in links}).values_list(
+        user_model._default_manager.filter(pk__in={uid for _, uid, _, _ in links}).values_list(
             "pk", flat=True
         )
     )
     pk_field = user_model._meta.pk
     assert pk_field is not None  # noqa: S101
     new = [
-        UserSession(session_key=key, user_id=uid, created_at=at, last_seen_at=at)
-        for key, raw_uid, at in links
+        UserSession(session_key=key, user_id=uid, login_id=login, created_at=at, last_seen_at=at)
+        for key, raw_uid, at, login in links
         if (uid := pk_field.to_python(raw_uid)) in existing
     ]
     created = UserSession.objects.bulk_create(new, ignore_conflicts=True)

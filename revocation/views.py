@@ -57,7 +57,7 @@ def end_other_sessions(request: HttpRequest) -> HttpResponse:
     """Log out every session of the user except this one (through the workers)."""
     services.revoke_user_sessions(
         request.user,
-        keep_session_key=request.session.session_key,
+        keep_session=request.session,
         reason="logged out other sessions",
         requested_by=request.user,
     )

@@ -24,3 +24,8 @@ def gated(value: str) -> QuerySet[Any]:
         while gate.exists():
             time.sleep(0.05)
     return get_user_model()._default_manager.values("pk")
+
+
+def named(value: str) -> QuerySet[Any]:
+    """The user whose username is `value`: a string-valued scope with no clean()."""
+    return get_user_model()._default_manager.filter(username=value).values("pk")

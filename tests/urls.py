@@ -68,7 +68,7 @@ def revoke_others(request: HttpRequest) -> HttpResponse:
     """Log out the user's other sessions, keeping this one."""
     from revocation import services
 
-    services.revoke_user_sessions(request.user, keep_session_key=request.session.session_key)
+    services.revoke_user_sessions(request.user, keep_session=request.session)
     return HttpResponse("ok")
 
 

@@ -17,7 +17,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from revocation import exceptions, services
-from revocation.models import RevocationRequest, UserSession
+from revocation.models import RevocationFence, RevocationRequest, UserSession
 from tests.conftest import is_logged_in, logged_in_client
 from tests.orgs.models import Membership, Org
 
@@ -180,6 +180,7 @@ def test_two_overlapping_requests_both_complete(
         ({"everyone": True, "reason": "r" * 256}, exceptions.InvalidRequest, "the most is 255"),
         # A value the resolver cannot use is refused now, not when the job runs.
         ({"scope": ("org", "abc")}, exceptions.InvalidTarget, "invalid value 'abc' for scope"),
+        ({"scope": ("org", "9" * 30)}, exceptions.InvalidTarget, "less than or equal to"),
     ],
 )
 def test_invalid_targets_raise_and_create_nothing(
@@ -214,6 +215,15 @@ def test_command_rejects_bad_targets(args: list[str], message: str) -> None:
     with pytest.raises(CommandError, match=message):
         call_command("revoke_sessions", *args, stdout=io.StringIO())
     assert not RevocationRequest.objects.exists()
+
+
+@pytest.mark.django_db
+def test_the_longest_scope_name_and_value_are_accepted(settings: Any) -> None:
+    name = "n" * 64
+    settings.REVOCATION_SCOPES = {name: "tests.scopes.named"}
+    request = services.revoke_sessions(scope=(name, "v" * 255))
+    assert RevocationFence.objects.filter(key=f"scope:{name}:{'v' * 255}").exists()
+    assert request.scope_value == "v" * 255
 
 
 @pytest.mark.django_db

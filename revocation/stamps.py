@@ -1,0 +1,34 @@
+"""What the app stamps into a session's own data, and how to read it back.
+
+Stamps travel with the session through every key change (`cycle_key()` copies
+the data), so they name one sign-in for as long as it lasts, whatever its key.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+# When this sign-in happened (epoch seconds); the fence compares it with fences.
+AUTH_AT = "_revocation_auth_at"
+# When activity was last recorded, so the mapping is touched at most once per interval.
+SEEN_AT = "_revocation_seen_at"
+# Group and scope fence keys that applied to the user at sign-in.
+SCOPES = "_revocation_scopes"
+# A random id of this sign-in: what "keep this session" means across key changes.
+LOGIN_ID = "_revocation_login_id"
+
+
+def signed_in_at(session: Any) -> float:
+    """Return when the session signed in; 0 if unknown (it predates every fence)."""
+    return float(session.get(AUTH_AT, 0))
+
+
+def new_login_id() -> str:
+    """Return a fresh sign-in id."""
+    return secrets.token_urlsafe(16)
+
+
+def login_id(session: Any) -> str:
+    """Return the session's sign-in id, or "" for a session stamped before ids existed."""
+    return str(session.get(LOGIN_ID, ""))
