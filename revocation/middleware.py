@@ -52,6 +52,10 @@ class RevocationMiddleware:
         """Remember the incoming session key; log out a session a revocation fenced off."""
         linking.begin(request)
         session = request.session
+        if session.session_key is None:
+            # No session cookie: nothing to fence, and reading the session would make
+            # SessionMiddleware add `Vary: Cookie` to every public page.
+            return
         if fences.is_fenced(session, linking.signed_in_at(session)):
             # The worker may not have deleted it yet (or cannot: signed cookies).
             logger.info(

@@ -64,6 +64,11 @@ def anon_visit(request: HttpRequest) -> HttpResponse:
     return HttpResponse("ok")
 
 
+def public(request: HttpRequest) -> HttpResponse:
+    """A page that never looks at the session or the user, as a cacheable page would."""
+    return HttpResponse("public")
+
+
 def revoke_others(request: HttpRequest) -> HttpResponse:
     """Log out the user's other sessions, keeping this one."""
     from revocation import services
@@ -81,5 +86,6 @@ urlpatterns = [
     path("t/whoami/", whoami),
     path("t/logout/", do_logout),
     path("t/anon/", anon_visit),
+    path("t/public/", public),
     path("", include("config.urls")),
 ]

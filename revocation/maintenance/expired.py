@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import connections, router, transaction
 from django.db.models.deletion import Collector
 
@@ -20,6 +22,7 @@ from ._base import Progress, cache_prefix, db_datetime, delete_in_batches, no_pr
 
 logger = logging.getLogger("revocation")
 
+FILE_ENGINE = "django.contrib.sessions.backends.file"
 # Upper bound of the heap pages one ctid batch scans (8 kB each): 32 MB of reading.
 MAX_PAGES_PER_BATCH = 4096
 
@@ -31,7 +34,7 @@ def delete_expired_sessions(
     progress = progress or no_progress
     if not engines.has_table():
         if engines.has_server_state() and cache_prefix() is None:
-            _clear_with_engine()
+            return _clear_with_engine()
         return 0
     model = engines.session_model()
     using = router.db_for_write(model)
@@ -145,9 +148,24 @@ def _delete_expired_orm(
     return delete_in_batches(expired, batch, "sessions", progress)
 
 
-def _clear_with_engine() -> None:
-    """Let an engine we know nothing about clear itself, if it can."""
-    try:
-        engines.store_class().clear_expired()
-    except NotImplementedError:
-        logger.info("clearsessions: %s cannot clear expired sessions", engines.engine())
+def _clear_with_engine() -> int:
+    """Let an engine we know nothing about clear itself; return how many it cleared.
+
+    Raises NotImplementedError, as Django's command expects, if the engine cannot.
+    Django's engines return nothing from clear_expired(), so for the file engine the
+    count is the session files that went away; another engine may return its count.
+    """
+    store = engines.store_class()
+    if engines.engine() == FILE_ENGINE:
+        before = _session_files(store)
+        store.clear_expired()
+        return max(0, before - _session_files(store))
+    cleared = store.clear_expired()
+    return cleared if isinstance(cleared, int) else 0
+
+
+def _session_files(store: Any) -> int:
+    """Return how many session files the file engine holds."""
+    folder = store._get_storage_path()
+    prefix = settings.SESSION_COOKIE_NAME
+    return sum(1 for name in os.listdir(folder) if name.startswith(prefix))

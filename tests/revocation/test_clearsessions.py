@@ -113,3 +113,30 @@ def test_signed_cookies_engine_explains_there_is_nothing_server_side(settings: A
 def test_a_bad_batch_size_is_named(value: str) -> None:
     with pytest.raises(CommandError, match=f"--batch-size must be a positive integer, got {value}"):
         run("--batch-size", value)
+
+
+@pytest.mark.django_db
+def test_an_engine_that_cannot_clear_fails_like_djangos_command(settings: Any) -> None:
+    settings.SESSION_ENGINE = "tests.no_clear_expired"
+    with pytest.raises(CommandError) as error:
+        run()
+    assert str(error.value) == (
+        "Session engine 'tests.no_clear_expired' doesn't support clearing expired sessions."
+    )
+
+
+@pytest.mark.django_db
+def test_the_file_engine_reports_the_sessions_it_cleared(settings: Any, tmp_path: Any) -> None:
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.file"
+    settings.SESSION_FILE_PATH = str(tmp_path)
+    store = engines.store_class()
+    for expiry in (-10, -10, 3600):
+        session = store()
+        session["x"] = 1
+        session.set_expiry(expiry)
+        session.save()
+
+    out, _ = run("--json")
+
+    assert json.loads(out.strip().splitlines()[-1])["sessions_deleted"] == 2
+    assert len(list(tmp_path.iterdir())) == 1

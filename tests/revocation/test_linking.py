@@ -227,3 +227,13 @@ def test_signed_cookie_logins_are_stamped_but_not_linked(
     assert links(user) == []
     assert linking.AUTH_AT in client.session
     assert "could not link" not in caplog.text
+
+
+def test_a_request_without_session_cookie_does_not_touch_the_session(
+    session_engine: str, make_user: Any
+) -> None:
+    """Public pages stay cacheable: no `Vary: Cookie`, no cookie, no session row."""
+    response = Client().get("/t/public/")
+    assert "Cookie" not in response.get("Vary", "")
+    assert django_settings.SESSION_COOKIE_NAME not in response.cookies
+    assert not UserSession.objects.exists()

@@ -11,6 +11,7 @@ import json
 import time
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
@@ -29,7 +30,7 @@ class Command(BaseCommand):
             type=int,
             default=None,
             metavar="N",
-            help="rows per batch and transaction (default: REVOCATION_BATCH_SIZE)",
+            help="rows per batch and transaction (default: REVOCATION_MAINTENANCE_BATCH_SIZE)",
         )
         parser.add_argument(
             "--verify-owners",
@@ -52,6 +53,12 @@ class Command(BaseCommand):
                 verify_owners=options["verify_owners"],
                 progress=self._progress() if verbose else None,
             )
+        except NotImplementedError as exc:
+            # Django's own clearsessions says exactly this (and exits non-zero).
+            raise CommandError(
+                f"Session engine '{settings.SESSION_ENGINE}' doesn't support clearing "
+                "expired sessions."
+            ) from exc
         except DatabaseError as exc:
             raise CommandError(f"clearsessions failed: {exc}") from exc
         if options["json"]:
