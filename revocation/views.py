@@ -27,6 +27,7 @@ logger = logging.getLogger("revocation")
 HEALTH_TIMEOUT = 2
 
 
+@never_cache
 @login_required
 @require_GET
 def sessions_page(request: HttpRequest) -> HttpResponse:
@@ -36,6 +37,7 @@ def sessions_page(request: HttpRequest) -> HttpResponse:
     return render(request, "revocation/sessions.html", {"rows": rows, "others": others})
 
 
+@never_cache
 @login_required
 @require_POST
 def end_session(request: HttpRequest, session_id: int) -> HttpResponse:
@@ -51,6 +53,7 @@ def end_session(request: HttpRequest, session_id: int) -> HttpResponse:
     return redirect("revocation:sessions")
 
 
+@never_cache
 @login_required
 @require_POST
 def end_other_sessions(request: HttpRequest) -> HttpResponse:
@@ -65,6 +68,7 @@ def end_other_sessions(request: HttpRequest) -> HttpResponse:
     return redirect("revocation:sessions")
 
 
+@never_cache
 @login_required
 def revocations_page(request: HttpRequest) -> HttpResponse:
     """Dashboard: recent revocations (view permission), and a form to start one (add)."""
