@@ -246,7 +246,7 @@ def _lock_path(name: str, using: str) -> Path:
     """Return the lock file of `name`: beside the SQLite file, or in the temp folder."""
     slug = re.sub(r"[^A-Za-z0-9_.-]", "_", name)
     database = str(connections[using].settings_dict["NAME"])
-    if database == ":memory:" or "mode=memory" in database:
+    if database in ("", ":memory:") or "mode=memory" in database:
         # An in-memory database lives in one process; so does whoever could contend.
         return Path(tempfile.gettempdir()) / f"revocation-{os.getpid()}-{slug}.lock"
     return Path(f"{database}.{slug}.lock")
