@@ -253,6 +253,9 @@ def test_dashboard_starts_a_group_revocation(staff_client: tuple[Client, str]) -
         ({"target": "group", "group": "no-such-group"}, "unknown group"),
         ({"target": "scope", "scope": "org", "value": ""}, "Give the scope&#x27;s value."),
         ({"target": "scope", "scope": "nope", "value": "1"}, "Select a valid choice"),
+        ({"target": "scope", "scope": "org", "value": "abc"}, "invalid value &#x27;abc&#x27;"),
+        ({"target": "group", "group": "a\x00b"}, "Null characters are not allowed."),
+        ({"target": "users", "usernames": "x", "reason": "r" * 256}, "at most 255 characters"),
         ({"target": "users", "usernames": "x", "reason": ""}, "This field is required."),
     ],
 )
