@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test lint bench lock clean
+.PHONY: run test conformance lint bench lock clean
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ test: $(STAMP)
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 		|| echo "!!! /usr/bin/chromium is missing and could not be installed (needs root and apt-get): the browser tests in tests/e2e will be SKIPPED !!!"
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Django's own sessions_tests and auth_tests, stock and with our app installed
+# (conformance/run.py; the Django sources are cached under .venv/django-src/).
+conformance: $(STAMP)
+	$(BIN)/python -m conformance.run
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
