@@ -1,17 +1,26 @@
-"""Delete sessions through the configured engine, so cached copies go too."""
+"""Delete sessions through the configured engine, so cached copies go too.
+
+Cached copies (`cached_db`) are evicted when the rows are deleted and again
+after the deleting transaction commits: until then other connections still
+see the rows, and a request in between reloads one and caches it again.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from functools import partial
 
 from django.conf import settings
 from django.core.cache import caches
-from django.db import connections, router
+from django.db import connections, router, transaction
 from django.db.models import QuerySet
 from django.db.models.deletion import Collector
 
 from . import engines
 from .models import UserSession
+
+logger = logging.getLogger("revocation")
 
 
 def delete_sessions(keys: Sequence[str]) -> int:
@@ -24,7 +33,7 @@ def delete_sessions(keys: Sequence[str]) -> int:
         # No model points at Session (see UserSession), so this is one DELETE statement.
         deleted = engines.session_model().objects.filter(session_key__in=keys).delete()[0]
     if engines.cache_key_prefix() is not None:
-        _evict(keys)
+        _evict(keys, router.db_for_write(engines.session_model()) if engines.has_table() else None)
     elif not engines.has_table() and engines.has_server_state():
         # A custom engine we know nothing about: use its own delete().
         for key in keys:
@@ -83,11 +92,36 @@ def _delete_mapped_in_sql(rows: QuerySet[UserSession], using: str) -> tuple[int,
         selected, deleted, evict = cursor.fetchone()
     if evict:
         # cached_db: the rows are gone, their cached copies must go too.
-        _evict(evict)
+        _evict(evict, using)
     return int(selected), int(deleted)
 
 
-def _evict(keys: Sequence[str]) -> None:
+def _evict(keys: Sequence[str], using: str | None) -> None:
+    """Delete the cached copies of the sessions `keys` now, and again once `using` commits.
+
+    `using` is the database the rows were deleted from (None: the engine has no table).
+    """
+    # Now: should the process die between the commit and its on-commit hooks, the
+    # copies cached before the delete are gone anyway.
+    _delete_cached(keys)
+    if using is not None and connections[using].in_atomic_block:
+        # After the commit: a request in between still saw the row and cached it again.
+        transaction.on_commit(partial(_evict_after_commit, list(keys)), using=using, robust=True)
+
+
+def _evict_after_commit(keys: list[str]) -> None:
+    """Delete cached copies once the deletion is visible; a failure is logged, not raised."""
+    try:
+        _delete_cached(keys)
+    except Exception:
+        logger.exception(
+            "revocation: could not evict %d cached sessions after commit; a copy cached "
+            "between the delete and the commit lives until it expires",
+            len(keys),
+        )
+
+
+def _delete_cached(keys: Sequence[str]) -> None:
     """Delete the cached copies of the sessions `keys`."""
     prefix = engines.cache_key_prefix() or ""
     caches[settings.SESSION_CACHE_ALIAS].delete_many([prefix + key for key in keys])

@@ -11,6 +11,11 @@ Fences live in the database and are mirrored in the cache: the hot path is one
 `get_many` round trip and no query. A key missing from the cache is read from
 the database once and cached (with 0 for "no fence"), so a cold or flushed
 cache is still correct. If the cache is down, the database answers.
+
+The cache never holds an older fence than the database: a load after a miss
+only adds (a fence mirrored between our read and our write wins), and a mirror
+after a commit keeps the maximum (two revocations finishing in either order
+leave the newer). See `monotonic` for how each cache does that atomically.
 """
 
 from __future__ import annotations
@@ -18,25 +23,32 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
-from django.core.cache import cache
 from django.db import transaction
-from django.db.models import Max
 
+from . import monotonic, stamps
 from .models import RevocationFence, RevocationRequest
 
 logger = logging.getLogger("revocation")
 
 GLOBAL = "global"
-CACHE_PREFIX = "revocation:fence:"
+# Values are integer microseconds since the epoch (compared on the cache server).
+# The prefix changed with that format: a process of an earlier release, which
+# cached float seconds under "revocation:fence:", never misreads one.
+CACHE_PREFIX = "revocation:fence-us:"
 # Stamped into the session at login: group and scope keys that apply to this user.
-SCOPES = "_revocation_scopes"
+SCOPES = stamps.SCOPES
 _DB_FALLBACK_LOG_EVERY = 60.0
-_last_fallback_log = 0.0
+_last_fallback_log = float("-inf")  # not 0: monotonic() may be under a minute
+# Keep-the-maximum on a cache that is atomic in one process only: rounds of
+# checking against the database before giving up (and logging).
+_REPAIR_ROUNDS = 5
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 Target = RevocationRequest.Target
 
@@ -56,10 +68,16 @@ def scope_key(name: str, value: Any) -> str:
     return f"scope:{name}:{value}"
 
 
+def keep_key(login_id: str) -> str:
+    """Return the key of the newest revocation that keeps sign-in `login_id` alive."""
+    return f"keep:{login_id}"
+
+
 def keys_for(request: RevocationRequest) -> list[str]:
-    """Return the fence keys a revocation request sets."""
+    """Return the fence keys a revocation request sets (and the keep entry of a kept sign-in)."""
     if request.target == Target.USERS:
-        return [user_key(uid) for uid in request.user_ids]
+        kept = [keep_key(request.keep_login_id)] if request.keep_login_id else []
+        return [user_key(uid) for uid in request.user_ids] + kept
     if request.target == Target.GROUP:
         return [group_key(request.group_name)]
     if request.target == Target.SCOPE:
@@ -78,46 +96,97 @@ def record(keys: list[str], at: datetime) -> None:
         [RevocationFence(key=k, not_before=at) for k in keys], ignore_conflicts=True
     )
     RevocationFence.objects.filter(key__in=keys, not_before__lt=at).update(not_before=at)
-    stamp = at.timestamp()
-    transaction.on_commit(lambda: _mirror(dict.fromkeys(keys, stamp)), robust=True)
+    # Mirror what the database holds now, not `at`: a newer fence committed first may
+    # have left the cache (evicted, expired, or its mirror failed) and must not reappear older.
+    stored = _from_db(keys)
+    transaction.on_commit(lambda: _mirror(stored), robust=True)
 
 
-def _mirror(values: dict[str, float]) -> None:
-    """Write fences into the cache, kept as long as a session can live."""
+def _mirror(values: dict[str, int]) -> None:
+    """Raise cached fences to `values` (microseconds), never lowering one."""
     try:
-        cache.set_many(
-            {CACHE_PREFIX + k: v for k, v in values.items()}, timeout=settings.SESSION_COOKIE_AGE
-        )
+        monotonic.raise_many(_cache_keys(values), settings.SESSION_COOKIE_AGE)
+        if not monotonic.is_atomic():
+            _repair(list(values))
     except Exception:
-        # The database has it; a stale cached 0 would hide it until it expires, so say so.
+        # The database has it; a stale cached value would hide it until it expires, so say so.
         logger.exception("revocation: could not mirror fences %s into the cache", list(values))
 
 
-def latest(keys: Iterable[str]) -> float:
-    """Return the newest fence (epoch seconds) among `keys`, 0.0 if none."""
-    keys = list(keys)
+def _repair(keys: list[str]) -> None:
+    """Raise cached fences that another process lowered behind our back to the database's.
+
+    Memcached or the database cache: keep-the-maximum is a read-then-write there,
+    atomic within this process only. An older write of another process can land
+    after ours; that process checks after its own write too, so whoever writes
+    last sees the database and repairs: the cache converges to the database.
+    """
+    for _ in range(_REPAIR_ROUNDS):
+        stored = _from_db(keys)
+        cached = monotonic.get_many([CACHE_PREFIX + k for k in keys])
+        behind = {
+            k: v
+            for k, v in stored.items()
+            if CACHE_PREFIX + k in cached and cached[CACHE_PREFIX + k] < v
+        }
+        if not behind:
+            return
+        monotonic.raise_many(_cache_keys(behind), settings.SESSION_COOKIE_AGE)
+    logger.error("revocation: cached fences %s keep falling behind the database", keys)
+
+
+def fences_of(keys: Iterable[str]) -> dict[str, float]:
+    """Return the fence (epoch seconds, 0.0 if none) of each of `keys`.
+
+    One cache round trip when every key is cached; missing keys are read from
+    the database (one query) and cached only where nothing was cached meanwhile.
+    """
+    keys = list(dict.fromkeys(keys))
     try:
-        cached = cache.get_many([CACHE_PREFIX + k for k in keys])
+        cached = monotonic.get_many([CACHE_PREFIX + k for k in keys])
     except Exception:
         _log_fallback()
-        return _from_db(keys)
+        return {k: _seconds(v) for k, v in _from_db(keys).items()}
     found = {k: cached[CACHE_PREFIX + k] for k in keys if CACHE_PREFIX + k in cached}
     missing = [k for k in keys if k not in found]
     if missing:
         # First sight of these keys (or a flushed cache): ask the database once.
-        rows = dict(
-            RevocationFence.objects.filter(key__in=missing).values_list("key", "not_before")
-        )
-        loaded = {k: rows[k].timestamp() if k in rows else 0.0 for k in missing}
-        _mirror(loaded)
+        loaded = _from_db(missing)
+        try:
+            # Add, never overwrite: a revocation may have committed and mirrored its
+            # (newer) fence since our read. This request keeps what it read.
+            monotonic.add_many(_cache_keys(loaded), settings.SESSION_COOKIE_AGE)
+        except Exception:
+            _log_fallback()
         found.update(loaded)
-    return max(found.values(), default=0.0)
+    return {k: _seconds(found[k]) for k in keys}
 
 
-def _from_db(keys: list[str]) -> float:
-    """Return the newest fence among `keys` from the database."""
-    newest = RevocationFence.objects.filter(key__in=keys).aggregate(m=Max("not_before"))["m"]
-    return newest.timestamp() if newest else 0.0
+def latest(keys: Iterable[str]) -> float:
+    """Return the newest fence (epoch seconds) among `keys`, 0.0 if none."""
+    return max(fences_of(keys).values(), default=0.0)
+
+
+def _from_db(keys: list[str]) -> dict[str, int]:
+    """Return the fence of each of `keys` in microseconds from the database, 0 if none."""
+    rows = dict(RevocationFence.objects.filter(key__in=keys).values_list("key", "not_before"))
+    return {k: _micros(rows[k]) if k in rows else 0 for k in keys}
+
+
+def _cache_keys(values: dict[str, int]) -> dict[str, int]:
+    """Return `values` under their cache keys."""
+    return {CACHE_PREFIX + k: v for k, v in values.items()}
+
+
+def _micros(at: datetime) -> int:
+    """Return `at` as exact integer microseconds since the epoch."""
+    aware = at if at.tzinfo is not None else at.astimezone()
+    return (aware - _EPOCH) // _MICROSECOND
+
+
+def _seconds(micros: int) -> float:
+    """Return `micros` as epoch seconds, equal to `datetime.timestamp()` of the same instant."""
+    return micros / 1_000_000
 
 
 def _log_fallback() -> None:
@@ -130,9 +199,28 @@ def _log_fallback() -> None:
 
 
 def is_fenced(session: Any, signed_in_at: float) -> bool:
-    """Return whether the logged-in `session` predates a fence that applies to it."""
+    """Return whether the logged-in `session` predates a fence that applies to it.
+
+    A session kept by the newest revocation of its user ("log out my other
+    sessions") is spared: its sign-in id has a `keep` entry at least as new as
+    the user's fence. Concurrent requests of that session each save their own
+    copy of it, so the last one saved may carry an older sign-in stamp than the
+    newest fence; the sign-in id survives that, and key rotations too.
+    """
     user_id = session.get(SESSION_KEY)
     if user_id is None:
         return False
-    keys = [user_key(user_id), GLOBAL, *session.get(SCOPES, [])]
-    return latest(keys) > signed_in_at
+    mine = user_key(user_id)
+    login_id = stamps.login_id(session)
+    keep = keep_key(login_id) if login_id else None
+    found = fences_of([mine, GLOBAL, *session.get(SCOPES, []), *([keep] if keep else [])])
+    if max((v for k, v in found.items() if k not in (mine, keep)), default=0.0) > signed_in_at:
+        return True
+    fence = found.get(mine, 0.0)
+    if fence <= signed_in_at:
+        return False
+    if keep is None or found.get(keep, 0.0) < fence:
+        return True
+    # Re-stamp, so the kept session's next request needs no keep entry.
+    session[stamps.AUTH_AT] = fence
+    return False

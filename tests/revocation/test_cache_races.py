@@ -1,0 +1,283 @@
+"""Races on the shared cache: fences, evicted sessions and rate limits, interleavings forced."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.core.cache import cache, caches
+from django.db import connection, connections, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from revocation import deletion, engines, fences, monotonic, services, throttling
+from revocation.models import RevocationFence, RevocationRequest, UserSession
+from tests.conftest import ENGINES, csrf_client, is_logged_in, logged_in_client
+from tests.support import free_port
+
+# Transactional: fences reach the cache and evictions repeat on commit, as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def cached_fence(key: str) -> float | None:
+    """Return the fence the cache holds for `key` (epoch seconds), None if none."""
+    value = cache.get(fences.CACHE_PREFIX + key)
+    return None if value is None else value / 1_000_000
+
+
+def stored_fence(key: str) -> float:
+    """Return the fence the database holds for `key` (epoch seconds)."""
+    return RevocationFence.objects.get(key=key).not_before.timestamp()
+
+
+def in_other_thread(work: Callable[[], Any]) -> Any:
+    """Run `work` on another thread (so another database connection) and return its result."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = work()
+        except BaseException as exc:  # re-raised on the calling thread
+            result["error"] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]
+    return result.get("value")
+
+
+# --- Fences ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fence_before", [False, True], ids=["no-fence-before", "older-fence"])
+def test_a_load_after_a_miss_never_overwrites_a_fence_mirrored_meanwhile(
+    make_user: Any, monkeypatch: pytest.MonkeyPatch, fence_before: bool
+) -> None:
+    u = make_user()
+    key = fences.user_key(u.pk)
+    if fence_before:
+        # In the database only (the cache lost it): the miss reads this one.
+        RevocationFence.objects.create(key=key, not_before=timezone.now() - timedelta(days=1))
+    read_fences = fences._from_db
+
+    def read_then_a_revocation_commits(keys: list[str]) -> dict[str, int]:
+        seen = read_fences(keys)
+        monkeypatch.setattr(fences, "_from_db", read_fences)
+        # Between the loader's read and its write: commit, and mirror on commit.
+        services.revoke_user_sessions(u)
+        return seen
+
+    monkeypatch.setattr(fences, "_from_db", read_then_a_revocation_commits)
+    seen = fences.fences_of([key])[key]
+
+    revoked_at = RevocationRequest.objects.get().created_at.timestamp()
+    assert seen < revoked_at  # the racing request saw the database before the commit
+    assert stored_fence(key) == revoked_at
+    assert cached_fence(key) == revoked_at
+    assert fences.fences_of([key]) == {key: revoked_at}
+
+
+def test_revocations_committing_in_reverse_order_leave_the_newer_fence_cached() -> None:
+    key = fences.group_key("ops")
+    newer = timezone.now()
+    older = newer - timedelta(seconds=5)
+    with transaction.atomic():
+        fences.record([key], newer)
+    with transaction.atomic():
+        fences.record([key], older)  # requested first, committed last
+    assert stored_fence(key) == newer.timestamp()
+    assert cached_fence(key) == newer.timestamp()
+
+
+def test_mirrors_running_in_reverse_order_leave_the_newer_fence_cached(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = fences.GLOBAL
+    newer = timezone.now()
+    older = newer - timedelta(seconds=5)
+    mirror = fences._mirror
+    pending: list[dict[str, int]] = []
+    monkeypatch.setattr(fences, "_mirror", pending.append)
+    with transaction.atomic():
+        fences.record([key], older)
+    with transaction.atomic():
+        fences.record([key], newer)
+    # The first committer's on-commit hook is the last to reach the cache.
+    mirror(pending[1])
+    mirror(pending[0])
+    assert cached_fence(key) == newer.timestamp()
+
+
+def test_a_cache_without_atomic_keep_max_is_repaired_from_the_database(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Memcached, the database cache: another process's older write may land after ours."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"races-{uuid.uuid4().hex}",
+        }
+    }
+    monkeypatch.setattr(monotonic, "is_atomic", lambda: False)
+    key = fences.scope_key("org", 7)
+    newer = timezone.now()
+    older = newer - timedelta(seconds=5)
+    mirror = fences._mirror
+    pending: list[dict[str, int]] = []
+    monkeypatch.setattr(fences, "_mirror", pending.append)
+    with transaction.atomic():
+        fences.record([key], older)
+    with transaction.atomic():
+        fences.record([key], newer)
+    backend = caches["default"]
+    set_many = backend.set_many
+
+    def then_the_other_process_writes(values: dict[str, Any], timeout: Any = None) -> Any:
+        result = set_many(values, timeout)
+        monkeypatch.setattr(backend, "set_many", set_many)
+        # Its keep-max read the cache before our write: it saw nothing and writes older.
+        set_many(fences._cache_keys(pending[0]), timeout)
+        return result
+
+    monkeypatch.setattr(backend, "set_many", then_the_other_process_writes)
+    mirror(pending[1])
+    assert cached_fence(key) == newer.timestamp()
+
+
+def test_fences_of_answers_from_one_cache_call_when_everything_is_cached(
+    make_user: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    u = make_user()
+    services.revoke_user_sessions(u)
+    keys = [fences.user_key(u.pk), fences.GLOBAL, fences.group_key("ops")]
+    expected = fences.fences_of(keys)  # loads the missing ones
+    backend = caches["default"]
+    calls: list[str] = []
+    depth = [0]
+
+    def counted(name: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not depth[0]:  # the file cache's get_many calls get() per key: one call
+                calls.append(name)
+            depth[0] += 1
+            try:
+                return real(*args, **kwargs)
+            finally:
+                depth[0] -= 1
+
+        return call
+
+    for name in ("get", "get_many", "add", "set", "set_many", "has_key", "incr"):
+        monkeypatch.setattr(backend, name, counted(name, getattr(backend, name)))
+    with CaptureQueriesContext(connection) as queries:
+        assert fences.fences_of(keys) == expected
+    assert calls == ["get_many"]
+    assert len(queries) == 0
+    revoked_at = RevocationRequest.objects.get().created_at.timestamp()
+    assert expected == {keys[0]: revoked_at, keys[1]: 0.0, keys[2]: 0.0}
+    assert fences.latest(keys) == revoked_at
+
+
+# --- cached_db: evicted after the deleting commit ----------------------------------------
+
+
+@pytest.mark.parametrize("delete", ["delete_sessions", "delete_mapped"])
+def test_a_session_reloaded_before_the_deleting_commit_is_evicted_after_it(
+    make_user: Any, settings: Any, delete: str
+) -> None:
+    settings.SESSION_ENGINE = ENGINES["cached_db"]
+    u = make_user()
+    client = logged_in_client(u)
+    session_key = client.session.session_key
+    copy = (engines.cache_key_prefix() or "") + session_key
+    session_cache = caches[settings.SESSION_CACHE_ALIAS]
+    assert session_cache.get(copy) is not None
+
+    with transaction.atomic():
+        if delete == "delete_sessions":
+            deletion.delete_sessions([session_key])
+        else:
+            deletion.delete_mapped(UserSession.objects.filter(user=u).order_by("pk")[:10])
+        assert session_cache.get(copy) is None  # evicted at once...
+        # ...but a request on another connection still sees the row, and caches it again.
+        in_other_thread(lambda: engines.store_class()(session_key).load())
+        assert session_cache.get(copy) is not None
+
+    assert session_cache.get(copy) is None
+    assert not is_logged_in(client)
+
+
+# --- Rate limits -------------------------------------------------------------------------
+
+
+def test_parallel_writes_never_pass_the_rate_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Fixed in the middle of a window: the count cannot straddle two windows.
+    window_start = 1_000_000 * 60.0
+    monkeypatch.setattr(throttling, "_now", lambda: window_start + 15)
+    start = threading.Barrier(40)
+    answers: list[float | None] = []
+
+    def one_write() -> None:
+        start.wait()
+        answers.append(throttling.hit("write", "racer", "20/min"))
+
+    threads = [threading.Thread(target=one_write) for _ in range(40)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert answers.count(None) == 20
+    # The refused wait until the window ends.
+    assert sorted(a for a in answers if a is not None) == [45.0] * 20
+
+
+def test_a_rate_limited_client_may_write_again_in_the_next_window(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    now = [120.0]
+    monkeypatch.setattr(throttling, "_now", lambda: now[0])
+    assert [throttling.hit("write", "again", "2/min") for _ in range(3)] == [None, None, 60.0]
+    now[0] = 179.5
+    assert throttling.hit("write", "again", "2/min") == 1.0  # at least a second
+    now[0] = 180.0
+    assert throttling.hit("write", "again", "2/min") is None
+
+
+def test_an_api_write_goes_through_when_the_cache_is_down(
+    make_user: Any, settings: Any, caplog: pytest.LogCaptureFixture, monkeypatch: Any
+) -> None:
+    # The fence check's once-a-minute warning: leave the next test's minute untouched.
+    monkeypatch.setattr(fences, "_last_fallback_log", float("-inf"))
+    settings.REVOCATION_API_WRITE_RATE = "1/min"
+    admin = make_user(is_staff=True, is_superuser=True)
+    target = make_user()
+    client, token = csrf_client(admin)
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "revocation.cache.RedisCache",
+            "LOCATION": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    statuses = [
+        client.post(
+            "/api/revocations",
+            json.dumps({"user_ids": [target.pk]}),
+            content_type="application/json",
+            headers={"X-CSRFToken": token},
+        ).status_code
+        for _ in range(2)
+    ]
+    assert statuses == [202, 202]  # unlimited, not refused, while the cache is down
+    assert RevocationRequest.objects.count() == 2
+    assert "rate limit 'write' not applied" in caplog.text
