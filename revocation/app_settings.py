@@ -29,12 +29,15 @@ class AppSettings:
     @property
     def SWEEP_INTERVAL(self) -> int:
         """Seconds between two runs of the outbox sweeper."""
-        return int(_get("REVOCATION_SWEEP_INTERVAL", 60))
+        # With STALL_TIMEOUT: a dead worker's job resumes within 60 + 15 s.
+        return int(_get("REVOCATION_SWEEP_INTERVAL", 15))
 
     @property
     def STALL_TIMEOUT(self) -> int:
         """Seconds without progress after which a request is enqueued again."""
-        return int(_get("REVOCATION_STALL_TIMEOUT", 300))
+        # Every page commits progress, and a page takes well under a second at the
+        # default batch size; a job that is only slow gets a harmless duplicate task.
+        return int(_get("REVOCATION_STALL_TIMEOUT", 60))
 
     @property
     def TOUCH_INTERVAL(self) -> int:

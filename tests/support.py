@@ -72,6 +72,15 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 class Worker:
     """A real `celery -A config worker` process on this test run's queue and database."""
 
+    # One pool process and no cluster chatter: the quickest worker to start.
+    options: tuple[str, ...] = (
+        "--concurrency",
+        "1",
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    )
+
     def __init__(self, log: Path, *, beat: bool = False, **env: str) -> None:
         self.log = log
         self.beat = beat
@@ -91,13 +100,9 @@ class Worker:
                 "worker",
                 "--loglevel",
                 "INFO",
-                "--concurrency",
-                "1",
+                *self.options,
                 "-Q",
                 self.env["CELERY_TASK_DEFAULT_QUEUE"],
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
                 "-n",
                 f"test-{os.getpid()}-{time.monotonic_ns()}@%h",
                 *(
@@ -131,6 +136,16 @@ class Worker:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
+
+
+class ProcfileWorker(Worker):
+    """A Worker with the Procfile's options: two pool processes, gossip, mingle, heartbeats.
+
+    With two processes the consumer keeps fetching while a task runs, and gossip and
+    remote control hold broker channels of their own: what a broker outage meets.
+    """
+
+    options = ("--concurrency", "2")
 
 
 def free_port() -> int:
@@ -188,3 +203,12 @@ def _port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def publish_to(broker_url: str, request_id: int) -> None:
+    """Send the task of revocation request `request_id` to the broker at `broker_url`."""
+    from config.celery_app import app
+    from revocation.tasks import process_request
+
+    with app.connection_for_write(broker_url) as conn:
+        process_request.apply_async((request_id,), producer=conn.Producer())

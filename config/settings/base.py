@@ -158,8 +158,9 @@ STORAGES = {
 
 # --- The revocation app (each also readable from the environment) ----------
 REVOCATION_BATCH_SIZE = env.int("REVOCATION_BATCH_SIZE", default=1000)
-REVOCATION_SWEEP_INTERVAL = env.int("REVOCATION_SWEEP_INTERVAL", default=60)
-REVOCATION_STALL_TIMEOUT = env.int("REVOCATION_STALL_TIMEOUT", default=300)
+# A job whose worker died resumes within STALL_TIMEOUT + SWEEP_INTERVAL (75 s).
+REVOCATION_SWEEP_INTERVAL = env.int("REVOCATION_SWEEP_INTERVAL", default=15)
+REVOCATION_STALL_TIMEOUT = env.int("REVOCATION_STALL_TIMEOUT", default=60)
 REVOCATION_VISIBILITY_TIMEOUT = env.int("REVOCATION_VISIBILITY_TIMEOUT", default=3600)
 REVOCATION_TOUCH_INTERVAL = env.int("REVOCATION_TOUCH_INTERVAL", default=300)
 REVOCATION_TRUSTED_PROXY_COUNT = env.int("REVOCATION_TRUSTED_PROXY_COUNT", default=0)
@@ -195,6 +196,14 @@ else:
         "interval_step": 0.5,
         "interval_max": 2,
     }
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # kombu's Redis transport, fixed: with it, a worker running a task when Redis went
+    # away exited ("'NoneType' object has no attribute 'hostname'") instead of
+    # reconnecting. Cause and fix in workers/broker.py.
+    CELERY_BROKER_TRANSPORT = "workers.broker:RedisTransport"
+# Reconnect for as long as the broker is down: the default gives up after 100 tries
+# (about 46 minutes at 2, 4, ... 30 s apart) and the worker exits, needing a restart.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
