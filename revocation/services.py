@@ -286,7 +286,9 @@ def _process_page(request_id: int) -> bool:
         if not more:
             request.state = State.DONE
             request.finished_at = now
-        request.updated_at = now
+        # The heartbeat the sweeper reads: the end of the page, not its start, so only
+        # one page longer than REVOCATION_STALL_TIMEOUT can look like a stall.
+        request.updated_at = timezone.now()
         request.enqueue_failed = False
         request.save()
     if not more:

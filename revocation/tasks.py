@@ -11,7 +11,7 @@ from typing import Any
 from celery import shared_task
 from django.db import DatabaseError
 
-from . import maintenance, services
+from . import maintenance, outbox, services
 
 # Well below the broker's visibility timeout: a task that runs longer is redelivered.
 PAGE_BUDGET_SECONDS = 20
@@ -33,7 +33,9 @@ def process_request(self: Any, request_id: int) -> None:
         services.fail_request(request_id, error=f"{type(exc).__name__}: {exc}")
         raise
     if more:
-        process_request.delay(request_id)
+        # Through the outbox: if the broker is down right now, the row is flagged and
+        # the sweeper hands it on as soon as it is back, instead of after a stall.
+        outbox.publish(request_id)
 
 
 @shared_task(name="revocation.sweep_outbox", acks_late=True)

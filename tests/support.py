@@ -108,7 +108,8 @@ class Worker:
                 *(
                     [
                         "-B",
-                        "-S",
+                        # Not -S: on `celery worker` that is --statedb, a file in the cwd.
+                        "--scheduler",
                         "django_celery_beat.schedulers:DatabaseScheduler",
                         "-s",
                         str(self.log.with_suffix(".beat")),
