@@ -205,3 +205,45 @@ def test_session_limit_can_refuse_the_new_login(make_user: Any, settings: Any) -
     assert is_logged_in(existing)
     assert UserSession.objects.filter(user=u).count() == 1
     assert not RevocationRequest.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        lambda u: {"user_ids": [u.pk]},
+        lambda u: {"group": "ops"},
+        lambda u: {"scope": ("org", str(Membership.objects.get(user=u).org_id))},
+    ],
+    ids=["user", "group", "scope"],
+)
+def test_a_second_revocation_refuses_a_session_signed_in_between(
+    make_user: Any, target: Any
+) -> None:
+    """Revoking the same target again moves its fence forward (it never stays at the first)."""
+    u = make_user()
+    Group.objects.create(name="ops").user_set.add(u)
+    Membership.objects.create(user=u, org=Org.objects.create(name="acme"))
+    services.revoke_sessions(**target(u))
+    between = logged_in_client(u)
+    assert is_logged_in(between)
+
+    services.revoke_sessions(**target(u))
+
+    assert not is_logged_in(between)
+    assert is_logged_in(logged_in_client(u))
+
+
+def test_one_users_revocation_leaves_another_users_fence_alone(make_user: Any) -> None:
+    victim, other = make_user(), make_user()
+    services.revoke_user_sessions(other)
+    before = RevocationFence.objects.get(key=fences.user_key(other.pk)).not_before
+    cached_before = fences.fences_of([fences.user_key(other.pk)])
+
+    services.revoke_user_sessions(victim)
+
+    assert RevocationFence.objects.get(key=fences.user_key(other.pk)).not_before == before
+    assert fences.fences_of([fences.user_key(other.pk)]) == cached_before
+    assert set(RevocationFence.objects.values_list("key", flat=True)) == {
+        fences.user_key(victim.pk),
+        fences.user_key(other.pk),
+    }

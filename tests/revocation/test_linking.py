@@ -9,6 +9,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from django.contrib.auth import HASH_SESSION_KEY
+from django.contrib.sessions.models import Session
 from django.db import connections
 from django.test import AsyncClient, Client
 
@@ -194,7 +195,7 @@ def test_last_seen_is_written_at_most_once_per_interval(
 
     # Move the clock past the interval: the next request records activity once.
     later = time.time() + 301
-    monkeypatch.setattr(linking.time, "time", lambda: later)
+    monkeypatch.setattr(linking, "clock", lambda: later)
     client.get("/t/whoami/", REMOTE_ADDR="10.0.0.9")
     touched = UserSession.objects.get(session_key=key)
     assert touched.last_seen_at > row.last_seen_at
@@ -237,3 +238,22 @@ def test_a_request_without_session_cookie_does_not_touch_the_session(
     assert "Cookie" not in response.get("Vary", "")
     assert django_settings.SESSION_COOKIE_NAME not in response.cookies
     assert not UserSession.objects.exists()
+    assert not Session.objects.exists()
+
+
+@pytest.mark.django_db
+def test_signed_cookie_sessions_never_get_a_mapping_row(
+    settings: Any, make_user: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """Past the touch interval a signed-cookie request is still not linked: no key to link."""
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    settings.REVOCATION_TOUCH_INTERVAL = 300
+    client = Client()
+    client.post(f"/t/login/{make_user().pk}/")
+    later = time.time() + 301
+    monkeypatch.setattr(linking, "clock", lambda: later)
+
+    assert whoami(client) is not None
+    assert not UserSession.objects.exists()
+    # Not even tried (a cookie is no key: PostgreSQL would refuse it as too long).
+    assert "could not" not in caplog.text

@@ -159,9 +159,7 @@ EVERYONE = {"target": "everyone", "reason": "x", "confirm": "on"}
 
 
 @pytest.mark.parametrize("fields", [{}, {"is_staff": True}], ids=["plain user", "is_staff alone"])
-def test_dashboard_needs_login_and_the_permissions(
-    make_user: Any, fields: dict[str, Any]
-) -> None:
+def test_dashboard_needs_login_and_the_permissions(make_user: Any, fields: dict[str, Any]) -> None:
     assert Client().get("/revocations/").status_code == 302
     client, token = csrf_client(make_user(**fields))
     assert client.get("/revocations/").status_code == 403
@@ -308,6 +306,21 @@ def test_logout_is_a_post_and_ends_the_session(make_user: Any) -> None:
     response = client.post("/accounts/logout/", {"csrfmiddlewaretoken": token})
     assert response.status_code == 302
     assert not is_logged_in(client)
+
+
+def test_password_change_records_who_asked(make_user: Any) -> None:
+    user = make_user()
+    client = logged_in_client(user)
+    client.post(
+        "/accounts/password_change/",
+        {
+            "old_password": "pw-secret-1",
+            "new_password1": "a-new-long-passphrase-9",
+            "new_password2": "a-new-long-passphrase-9",
+        },
+    )
+    request = RevocationRequest.objects.get()
+    assert (request.reason, request.requested_by) == ("password changed", user)
 
 
 def test_password_change_page_says_it_logs_out_other_sessions(make_user: Any) -> None:

@@ -1,0 +1,54 @@
+"""Deleting sessions through the engine: every kind of engine, and the one-statement path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from revocation import deletion, engines, services
+from revocation.models import UserSession
+from tests import memory_engine
+from tests.conftest import logged_in_client
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_custom_engine_with_server_state_has_its_sessions_deleted(
+    settings: Any, make_user: Any
+) -> None:
+    settings.SESSION_ENGINE = "tests.memory_engine"
+    u, other = make_user(), make_user()
+    mine = [logged_in_client(u).cookies["sessionid"].value for _ in range(2)]
+    theirs = logged_in_client(other).cookies["sessionid"].value
+    assert not engines.has_table() and engines.cache_key_prefix() is None
+
+    request = services.revoke_user_sessions(u)
+    services.run_request(request.pk, budget_seconds=60)
+
+    assert not any(key in memory_engine.STORE for key in mine)
+    assert theirs in memory_engine.STORE
+    assert not UserSession.objects.filter(user_id=u.pk).exists()
+    request.refresh_from_db()
+    assert request.state == "done"
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the database is not PostgreSQL")
+@pytest.mark.parametrize("engine", ["db", "cached_db"])
+def test_postgresql_deletes_mappings_and_sessions_in_one_statement(
+    engine: str, settings: Any, make_user: Any
+) -> None:
+    """The PostgreSQL leg runs the set-based path: one statement per page, no keys to Python."""
+    settings.SESSION_ENGINE = f"django.contrib.sessions.backends.{engine}"
+    u = make_user()
+    keys = [logged_in_client(u).cookies["sessionid"].value for _ in range(3)]
+
+    with CaptureQueriesContext(connection) as queries:
+        selected, deleted = deletion.delete_mapped(UserSession.objects.filter(user_id=u.pk)[:10])
+
+    assert (selected, deleted) == (3, 3)
+    statements = [q["sql"] for q in queries if "DELETE" in q["sql"]]
+    assert len(statements) == 1 and statements[0].startswith("WITH s AS")
+    assert not any(engines.store_class()().exists(key) for key in keys)
