@@ -1,4 +1,4 @@
-"""The JSON API: shapes, permissions (401/403/404), CSRF, validation (422) and rate limits."""
+"""The JSON API: shapes, permissions (401/403/404), CSRF, bad input (413/415/422), rate limits."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from django.core.cache import cache
 from django.test import Client
 
 from revocation import services
+from revocation.exceptions import InvalidRequest
 from revocation.models import RevocationRequest, UserSession
+from revocation.schemas import MAX_ID
 from tests.conftest import csrf_client, is_logged_in, logged_in_client
 from tests.orgs.models import Membership, Org
 
@@ -192,9 +194,7 @@ def test_revoke_others_without_csrf_token_is_403_and_creates_nothing(make_user: 
     assert not RevocationRequest.objects.exists()
 
 
-@pytest.mark.parametrize(
-    "fields", [{}, {"is_staff": True}], ids=["plain user", "is_staff alone"]
-)
+@pytest.mark.parametrize("fields", [{}, {"is_staff": True}], ids=["plain user", "is_staff alone"])
 def test_revocation_endpoints_are_403_without_the_permissions(
     make_user: Any, staff: Any, fields: dict[str, Any]
 ) -> None:
@@ -392,3 +392,267 @@ def test_reading_revocations_is_rate_limited(staff: Any, settings: Any) -> None:
     client = logged_in_client(staff)
     statuses = [client.get("/api/revocations").status_code for _ in range(4)]
     assert statuses == [200, 200, 200, 429]
+
+
+# --- Bad input is a clear 4xx {"detail"}, never a 500, and creates nothing ----------
+
+OPERATIONS = [
+    ("get", "/api/sessions/"),
+    ("post", "/api/sessions/revoke-others"),
+    ("delete", f"/api/sessions/{MAX_ID}"),
+    ("post", "/api/revocations"),
+    ("get", "/api/revocations"),
+    ("get", f"/api/revocations/{MAX_ID}"),
+]
+WAYS = ("logged in with token", "logged in, no token", "anonymous with token", "anonymous")
+
+
+def clients(user: Any) -> dict[str, tuple[Client, dict[str, str]]]:
+    """Return a client and headers for each way of coming: logged in or not, token or not."""
+    logged_in, token = csrf_client(user)
+    anonymous = Client(enforce_csrf_checks=True)
+    anonymous.get("/accounts/login/")
+    return {
+        WAYS[0]: (logged_in, {"X-CSRFToken": token}),
+        WAYS[1]: (logged_in, {}),
+        WAYS[2]: (anonymous, {"X-CSRFToken": anonymous.cookies["csrftoken"].value}),
+        WAYS[3]: (Client(enforce_csrf_checks=True), {}),
+    }
+
+
+def assert_json_error(response: Any, status: int, detail: str = "", way: str = "") -> None:
+    """Check a `{"detail": ...}` error answer with that status (and words)."""
+    assert response.status_code == status, (way, response.content[:300])
+    assert response["Content-Type"] == "application/json; charset=utf-8", way
+    assert detail in response.json()["detail"], way
+
+
+@pytest.mark.parametrize(("method", "url"), OPERATIONS)
+@pytest.mark.parametrize(
+    "content_type", ["application/json", "application/x-www-form-urlencoded", "text/plain"]
+)
+def test_a_body_over_the_upload_limit_is_413_on_every_operation(
+    staff: Any, settings: Any, method: str, url: str, content_type: str
+) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    for way, (client, headers) in clients(staff).items():
+        body = json.dumps({"all": True, "reason": "x" * 1000})
+
+        response = client.generic(
+            method.upper(), url, body, content_type=content_type, headers=headers
+        )
+
+        assert_json_error(response, 413, "request body too large: the limit is 1000 bytes", way)
+    assert not RevocationRequest.objects.exists()
+
+
+def test_a_form_with_too_many_fields_is_413(staff: Any) -> None:
+    # Small enough to be read, so Django's field count (in the CSRF check) refuses it.
+    client, token = csrf_client(staff)
+    body = "&".join(f"f{i}=1" for i in range(2000))
+    response = client.post(
+        "/api/sessions/revoke-others",
+        body,
+        content_type="application/x-www-form-urlencoded",
+        headers={"X-CSRFToken": token},
+    )
+    assert_json_error(response, 413, "DATA_UPLOAD_MAX_NUMBER_FIELDS")
+    assert not RevocationRequest.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "statuses"),
+    [
+        # The CSRF check parses a POST body for a form token: malformed, it is 422
+        # (once a CSRF cookie lets the check get that far).
+        ("post", "/api/sessions/revoke-others", (422, 422, 422, 403)),
+        ("post", "/api/revocations", (415, 415, 415, 415)),  # JSON only, checked first
+        ("delete", f"/api/sessions/{MAX_ID}", (404, 403, 401, 403)),  # never parsed
+    ],
+)
+@pytest.mark.parametrize("content_type", ["multipart/form-data", "multipart/form-data; boundary="])
+def test_multipart_without_a_boundary_is_a_json_4xx_on_every_write(
+    staff: Any, method: str, url: str, statuses: tuple[int, ...], content_type: str
+) -> None:
+    for (way, (client, headers)), status in zip(clients(staff).items(), statuses, strict=True):
+        response = client.generic(
+            method.upper(), url, b"--x\r\n\r\n", content_type=content_type, headers=headers
+        )
+        assert_json_error(response, status, way=way)
+    assert not RevocationRequest.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "multipart/form-data; boundary=x",
+        "application/xml",
+    ],
+)
+def test_a_revocation_sent_as_anything_but_json_is_415(staff: Any, content_type: str) -> None:
+    client, token = csrf_client(staff)
+    response = client.generic(
+        "POST",
+        "/api/revocations",
+        b'{"all": true}',
+        content_type=content_type,
+        headers={"X-CSRFToken": token},
+    )
+    assert_json_error(response, 415, "application/json")
+    assert not RevocationRequest.objects.exists()
+
+
+def test_a_body_that_is_not_utf8_is_422(staff: Any) -> None:
+    client, token = csrf_client(staff)
+    response = client.generic(
+        "POST",
+        "/api/revocations",
+        b'{"group": "\xff\xfe"}',
+        content_type="application/json",
+        headers={"X-CSRFToken": token},
+    )
+    assert_json_error(response, 422, "malformed request body")
+    assert not RevocationRequest.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"user_ids": [True]}, "body.user_ids.0: Input should be a valid integer"),
+        ({"user_ids": ["1"]}, "body.user_ids.0: Input should be a valid integer"),
+        ({"user_ids": [1.5]}, "body.user_ids.0: Input should be a valid integer"),
+        ({"user_ids": [2**63]}, "body.user_ids.0: Input should be less than or equal"),
+        ({"all": "yes"}, "body.all: Input should be a valid boolean"),
+        ({"all": "true"}, "body.all: Input should be a valid boolean"),
+        ({"all": 1}, "body.all: Input should be a valid boolean"),
+        ({"scope": "org", "value": True}, "body.value.integer: Input should be a valid integer"),
+        ({"scope": "org", "value": 1.5}, "body.value.integer: Input should be a valid integer"),
+        ({"scope": "org", "value": 2**70}, "body.value.integer: Input should be less than"),
+        ({"scope": "org", "value": [1]}, "body.value.integer: Input should be a valid integer"),
+        ({"group": 5}, "body.group: Input should be a valid string"),
+        ({"all": True, "reason": 5}, "body.reason: Input should be a valid string"),
+    ],
+)
+def test_values_of_the_wrong_json_type_are_422_not_coerced(
+    staff: Any, body: dict[str, Any], detail: str
+) -> None:
+    client, token = csrf_client(staff)
+    response = post_json(client, "/api/revocations", body, token)
+    assert_json_error(response, 422, detail)
+    assert not RevocationRequest.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("body", "detail"),
+    [
+        ({"group": "incident\x00"}, "body.group: Value error, must not contain NUL"),
+        ({"all": True, "reason": "a\x00b"}, "body.reason: Value error, must not contain NUL"),
+        ({"scope": "org\x00", "value": 1}, "body.scope: Value error, must not contain NUL"),
+        ({"scope": "org", "value": "4\x002"}, "body.value.string: Value error, must not contain"),
+        ({"group": " \t"}, "body.group: Value error, must not be blank"),
+        ({"scope": " ", "value": 1}, "body.scope: Value error, must not be blank"),
+        ({"scope": "org", "value": " "}, "body.value.string: Value error, must not be blank"),
+    ],
+)
+def test_nul_and_blank_text_are_422_before_the_database_sees_them(
+    staff: Any, body: dict[str, Any], detail: str
+) -> None:
+    Group.objects.create(name="incident")
+    client, token = csrf_client(staff)
+    response = post_json(client, "/api/revocations", body, token)
+    assert_json_error(response, 422, detail)
+    assert not RevocationRequest.objects.exists()
+
+
+def test_any_request_the_service_refuses_is_422(staff: Any, monkeypatch: Any) -> None:
+    # Not only a bad target: the service's base class (a reason it cannot store, say).
+    def refuse(**kwargs: Any) -> None:
+        raise InvalidRequest("reason is 300 characters long; the most is 255")
+
+    monkeypatch.setattr(services, "revoke_sessions", refuse)
+    client, token = csrf_client(staff)
+    response = post_json(client, "/api/revocations", {"all": True}, token)
+    assert_json_error(response, 422, "reason is 300 characters long")
+
+
+def test_a_json_integer_written_with_a_fraction_part_is_an_id(staff: Any, make_user: Any) -> None:
+    # JSON Schema (and so the OpenAPI document) calls 7.0 an integer; true is not one.
+    target = make_user()
+    client, token = csrf_client(staff)
+    response = post_json(client, "/api/revocations", {"user_ids": [float(target.pk)]}, token)
+    assert response.status_code == 202
+    assert RevocationRequest.objects.get().user_ids == [target.pk]
+
+
+def test_all_false_beside_another_target_is_that_target(staff: Any) -> None:
+    Group.objects.create(name="incident")
+    client, token = csrf_client(staff)
+    response = post_json(client, "/api/revocations", {"group": "incident", "all": False}, token)
+    assert response.status_code == 202
+    assert RevocationRequest.objects.get().target == "group"
+
+
+@pytest.mark.parametrize("session_id", ["0", "-1", str(2**63), str(10**30), "1.5", "abc"])
+def test_session_ids_out_of_range_are_422(make_user: Any, session_id: str) -> None:
+    client, token = csrf_client(make_user())
+    response = client.delete(f"/api/sessions/{session_id}", headers={"X-CSRFToken": token})
+    assert_json_error(response, 422, "path.session_id")
+
+
+@pytest.mark.parametrize("revocation_id", ["0", str(2**63), str(10**30)])
+def test_revocation_ids_out_of_range_are_422(staff: Any, revocation_id: str) -> None:
+    response = logged_in_client(staff).get(f"/api/revocations/{revocation_id}")
+    assert_json_error(response, 422, "path.revocation_id")
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=abc", f"limit={10**30}", "offset=-1", f"offset={10**30}", "limit=%00"]
+)
+def test_paging_out_of_range_is_422(staff: Any, query: str) -> None:
+    response = logged_in_client(staff).get(f"/api/revocations?{query}")
+    assert_json_error(response, 422, "query.")
+
+
+def test_every_answer_is_private_and_never_stored(staff: Any, settings: Any) -> None:
+    # By itself, as when another project mounts the API without this service's
+    # middleware (which marks every response that read the session private).
+    settings.MIDDLEWARE = [m for m in settings.MIDDLEWARE if not m.startswith("config.")]
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    existing = services.revoke_sessions(everyone=True, requested_by=staff)
+    client, token = csrf_client(staff)
+    other = UserSession.objects.get(session_key=logged_in_client(staff).session.session_key)
+    answers = [
+        client.get("/api/sessions/"),
+        client.get("/api/revocations"),
+        client.get(f"/api/revocations/{existing.pk}"),
+        client.get("/api/revocations/0"),  # 422
+        post_json(client, "/api/revocations", {"all": True}, token),
+        post_json(client, "/api/sessions/revoke-others", {}, token),
+        client.delete(f"/api/sessions/{other.pk}", headers={"X-CSRFToken": token}),
+        Client().get("/api/sessions/"),  # 401
+        Client().generic("GET", "/api/sessions/", "x" * 1001),  # 413, session never read
+    ]
+    for response in answers:
+        cache_control = {part.strip() for part in response["Cache-Control"].split(",")}
+        assert {"private", "no-store"} <= cache_control, (response.status_code, cache_control)
+
+
+def test_openapi_document_states_every_error_and_the_csrf_pair(client: Client) -> None:
+    doc = client.get("/api/openapi.json").json()
+
+    for path, item in doc["paths"].items():
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert {"401", "403", "413", "422"} <= set(responses), (method, path)
+            csrf = {"CsrfCookie", "CsrfHeader"} <= set(operation["security"][0])
+            assert csrf == (method in ("post", "delete")), (method, path)
+    assert "415" in doc["paths"]["/api/revocations"]["post"]["responses"]
+    schemes = doc["components"]["securitySchemes"]
+    assert schemes["CsrfCookie"] == {"type": "apiKey", "in": "cookie", "name": "csrftoken"}
+    assert schemes["CsrfHeader"]["name"] == "X-CSRFToken"
+    body = doc["components"]["schemas"]["RevocationIn"]
+    assert len(body["oneOf"]) == 4  # exactly one target
+    assert body["properties"]["all"]["type"] == "boolean"
+    assert "\\x00" in body["properties"]["reason"]["pattern"]
