@@ -40,6 +40,12 @@ class AppSettings:
         return int(_get("REVOCATION_STALL_TIMEOUT", 60))
 
     @property
+    def PAGE_BUDGET_SECONDS(self) -> int:
+        """Seconds one task revokes pages before it hands the rest of the job to a new task."""
+        # Well below the broker's visibility timeout: a task that runs longer is redelivered.
+        return int(_get("REVOCATION_PAGE_BUDGET_SECONDS", 20))
+
+    @property
     def TOUCH_INTERVAL(self) -> int:
         """Seconds between two last-seen updates of one session."""
         return int(_get("REVOCATION_TOUCH_INTERVAL", 300))

@@ -12,17 +12,18 @@ from celery import shared_task
 from django.db import DatabaseError
 
 from . import maintenance, outbox, services
+from .app_settings import app_settings
 
-# Well below the broker's visibility timeout: a task that runs longer is redelivered.
-PAGE_BUDGET_SECONDS = 20
 MAX_RETRIES = 5
 
 
-@shared_task(bind=True, name="revocation.process_request", acks_late=True)
+# max_retries: with Celery's default (3) the fourth retry() re-raised the error before
+# MAX_RETRIES was reached, and the request was never marked failed.
+@shared_task(bind=True, name="revocation.process_request", acks_late=True, max_retries=MAX_RETRIES)
 def process_request(self: Any, request_id: int) -> None:
     """Revoke pages of a request for a while, then hand the rest to a fresh task."""
     try:
-        more = services.run_request(request_id, budget_seconds=PAGE_BUDGET_SECONDS)
+        more = services.run_request(request_id, budget_seconds=app_settings.PAGE_BUDGET_SECONDS)
     except DatabaseError as exc:
         # Transient (connection lost, lock timeout): the cursor makes a retry resume.
         if self.request.retries < MAX_RETRIES:

@@ -63,8 +63,9 @@ def start_worker(transactional_db: Any, tmp_path: Any) -> Any:
 
     workers: list[Worker] = []
 
-    def start(*, beat: bool = False, **env: str) -> Worker:
-        worker = Worker(tmp_path / f"worker-{len(workers)}.log", beat=beat, **env).start()
+    def start(*, beat: bool = False, concurrency: int = 1, **env: str) -> Worker:
+        log = tmp_path / f"worker-{len(workers)}.log"
+        worker = Worker(log, beat=beat, concurrency=concurrency, **env).start()
         workers.append(worker)
         return worker
 

@@ -7,13 +7,15 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import caches
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,18 +74,17 @@ def subprocess_env(**extra: str) -> dict[str, str]:
 class Worker:
     """A real `celery -A config worker` process on this test run's queue and database."""
 
-    # One pool process and no cluster chatter: the quickest worker to start.
-    options: tuple[str, ...] = (
-        "--concurrency",
-        "1",
-        "--without-gossip",
-        "--without-mingle",
-        "--without-heartbeat",
-    )
+    # No cluster chatter: the quickest worker to start.
+    options: tuple[str, ...] = ("--without-gossip", "--without-mingle", "--without-heartbeat")
+    # One pool process unless a test asks for more.
+    concurrency = 1
 
-    def __init__(self, log: Path, *, beat: bool = False, **env: str) -> None:
+    def __init__(
+        self, log: Path, *, beat: bool = False, concurrency: int | None = None, **env: str
+    ) -> None:
         self.log = log
         self.beat = beat
+        self.concurrency = concurrency or self.concurrency
         self.env = subprocess_env(**env)
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -100,6 +101,8 @@ class Worker:
                 "worker",
                 "--loglevel",
                 "INFO",
+                "--concurrency",
+                str(self.concurrency),
                 *self.options,
                 "-Q",
                 self.env["CELERY_TASK_DEFAULT_QUEUE"],
@@ -138,6 +141,25 @@ class Worker:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=30)
 
+    def pool_processes(self) -> list[int]:
+        """Return the pids of the worker's pool processes (its children)."""
+        assert self.process is not None
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after ")".
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue  # exited meanwhile
+            if int(fields[1]) == self.process.pid:
+                children.append(int(stat.parent.name))
+        return children
+
+    def tasks_received(self, name: str = "revocation.process_request") -> int:
+        """Return how many deliveries of task `name` the worker has logged."""
+        log = self.log.read_text(errors="replace")
+        return sum(1 for line in log.splitlines() if f"{name}[" in line and "received" in line)
+
 
 class ProcfileWorker(Worker):
     """A Worker with the Procfile's options: two pool processes, gossip, mingle, heartbeats.
@@ -146,7 +168,17 @@ class ProcfileWorker(Worker):
     remote control hold broker channels of their own: what a broker outage meets.
     """
 
-    options = ("--concurrency", "2")
+    options = ()
+    concurrency = 2
+
+
+def hold_page(gate: Path, page: int) -> None:
+    """Make the job of a request just accepted on scope ("gated", gate) block on `page`."""
+    calls = gate.with_suffix(".calls")
+    # Whatever calls accepting the request made, the job makes one to count the
+    # users, then one per page (tests.scopes.gated counts them all).
+    made = int(calls.read_text()) if calls.exists() else 0
+    gate.write_text(str(made + 1 + page))
 
 
 def free_port() -> int:
@@ -213,3 +245,104 @@ def publish_to(broker_url: str, request_id: int) -> None:
 
     with app.connection_for_write(broker_url) as conn:
         process_request.apply_async((request_id,), producer=conn.Producer())
+
+
+@contextmanager
+def black_hole() -> Iterator[int]:
+    """Listen on a free port, accept every connection and never answer; yields the port.
+
+    What a broker behind a dead route or a hung process looks like to a client: the
+    TCP connection opens, then nothing comes back.
+    """
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    server.settimeout(0.2)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield int(server.getsockname()[1])
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        for conn in held:
+            conn.close()
+        server.close()
+
+
+def session_key(client: Any) -> str:
+    """Return the session key in a test client's cookie."""
+    return str(client.cookies[settings.SESSION_COOKIE_NAME].value)
+
+
+def session_leftovers(key: str) -> list[str]:
+    """Return where session `key` is still stored: table row, cached copy, mapping."""
+    from revocation import engines
+    from revocation.models import UserSession
+
+    found = []
+    if (
+        engines.has_table()
+        and engines.session_model()._default_manager.filter(session_key=key).exists()
+    ):
+        found.append("row")
+    prefix = engines.cache_key_prefix()
+    if prefix is not None:
+        # The engine's own key (SessionStore.cache_key) in the engine's own cache.
+        if caches[settings.SESSION_CACHE_ALIAS].has_key(prefix + key):
+            found.append("cached copy")
+    elif not engines.has_table() and engines.store_class()().exists(key):
+        found.append("stored")  # an engine with neither table nor cache prefix
+    if UserSession.objects.filter(session_key=key).exists():
+        found.append("mapping")
+    return found
+
+
+def assert_sessions_gone(keys: Iterable[str]) -> None:
+    """Fail unless every session in `keys` is gone from storage: rows, cached copies, mappings.
+
+    A refused cookie proves nothing about the job: the fence refuses it first. Call this
+    before any request with those cookies (a request would flush the session itself).
+    """
+    keys = list(keys)
+    assert keys and all(keys), f"no session keys to check: {keys}"
+    left = {key: where for key in keys if (where := session_leftovers(key))}
+    assert not left, f"revoked sessions still stored: {left}"
+
+
+def assert_sessions_kept(keys: Iterable[str]) -> None:
+    """Fail unless every session in `keys` is still stored and still mapped to its user."""
+    from revocation import engines
+    from revocation.models import UserSession
+
+    keys = list(keys)
+    assert keys and all(keys), f"no session keys to check: {keys}"
+    store = engines.store_class()()
+    lost = [key for key in keys if not store.exists(key)]
+    unmapped = [key for key in keys if not UserSession.objects.filter(session_key=key).exists()]
+    assert not lost and not unmapped, f"kept sessions gone: {lost}, unmapped: {unmapped}"
+
+
+def lock_waiters() -> int | None:
+    """Return how many connections to the test database wait for a lock (None: unknown).
+
+    PostgreSQL only: SQLite takes its one write lock at BEGIN (IMMEDIATE), out of sight.
+    """
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE NOT l.granted AND a.datname = current_database()"
+        )
+        return int(cursor.fetchone()[0])

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 from revocation import services
 from revocation.models import RevocationRequest, UserSession
 from tests.conftest import OPERATOR_PERMS, is_logged_in, logged_in_client
-from tests.support import wait_until
+from tests.support import assert_sessions_gone, session_key, wait_until
 
 from .conftest import log_in
 
@@ -170,6 +170,7 @@ def test_staff_revoke_a_group_from_the_dashboard_and_watch_it_finish(
     screenshot(page, "group-revocation-done", docs_name="revocations.png")
 
     assert wait_done(request).state == State.DONE
+    assert_sessions_gone(session_key(c) for c in member_clients)
     assert not any(is_logged_in(c) for c in member_clients)
     assert is_logged_in(outsider)
     context.close()

@@ -20,6 +20,7 @@ from revocation import exceptions, services
 from revocation.models import RevocationFence, RevocationRequest, UserSession
 from tests.conftest import is_logged_in, logged_in_client
 from tests.orgs.models import Membership, Org
+from tests.support import assert_sessions_gone, assert_sessions_kept, session_key
 
 State = RevocationRequest.State
 
@@ -45,6 +46,7 @@ def session_exists(key: str) -> bool:
     return bool(import_module(django_settings.SESSION_ENGINE).SessionStore().exists(key))
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_group_revocation_spares_non_members(
     session_engine: str, make_user: Any, settings: Any, start_worker: Any, wait_done: Any
@@ -60,10 +62,13 @@ def test_group_revocation_spares_non_members(
 
     assert request.state == State.DONE
     assert (request.users_done, request.users_total, request.sessions_revoked) == (5, 5, 5)
+    assert_sessions_gone(session_key(c) for c in clients)
+    assert_sessions_kept([session_key(kept)])
     assert not any(is_logged_in(c) for c in clients)
     assert is_logged_in(kept)
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_scope_revocation_resolves_through_the_project_model(
     make_user: Any, start_worker: Any, wait_done: Any
@@ -82,10 +87,13 @@ def test_scope_revocation_resolves_through_the_project_model(
 
     assert request.describe_target() == f"org={acme.pk}"
     assert (request.users_total, request.sessions_revoked) == (3, 3)
+    assert_sessions_gone(session_key(c) for c in clients)
+    assert_sessions_kept([session_key(kept)])
     assert not any(is_logged_in(c) for c in clients)
     assert is_logged_in(kept)
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_everyone_removes_unmapped_sessions_but_not_later_logins(
     make_user: Any, settings: Any, start_worker: Any, wait_done: Any
@@ -102,6 +110,8 @@ def test_everyone_removes_unmapped_sessions_but_not_later_logins(
     wait_done(request)
 
     assert request.state == State.DONE
+    assert_sessions_gone([*(session_key(c) for c in clients), legacy, anonymous])
+    assert_sessions_kept([session_key(later)])
     assert not any(is_logged_in(c) for c in clients)
     assert not session_exists(legacy) and not session_exists(anonymous)
     assert is_logged_in(later)
@@ -123,10 +133,13 @@ def test_login_during_a_long_job_is_not_revoked(make_user: Any, settings: Any) -
     relogged = logged_in_client(users[2])
     assert services.run_request(request.pk, budget_seconds=60) is False
 
+    assert_sessions_gone(session_key(c) for c in old)
+    assert_sessions_kept([session_key(relogged)])
     assert not any(is_logged_in(c) for c in old)
     assert is_logged_in(relogged)
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_two_overlapping_requests_both_complete(
     make_user: Any, settings: Any, start_worker: Any, wait_done: Any
@@ -136,13 +149,15 @@ def test_two_overlapping_requests_both_complete(
     group_with("first", users[:5])
     group_with("second", users[3:])
     clients = [logged_in_client(u) for u in users]
-    start_worker(CELERY_WORKER_CONCURRENCY="2")
+    # Two pool processes: the two jobs run at the same time.
+    start_worker(concurrency=2)
 
     first = services.revoke_sessions(group="first")
     second = services.revoke_sessions(group="second")
     wait_done(first), wait_done(second)
 
     assert first.state == second.state == State.DONE
+    assert_sessions_gone(session_key(c) for c in clients)
     assert not any(is_logged_in(c) for c in clients)
     # Each session is counted by exactly one of the two requests.
     assert first.sessions_revoked + second.sessions_revoked == len(users)
@@ -253,6 +268,7 @@ class FakeTerminal(io.StringIO):
         return True
 
 
+@pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
 def test_wait_draws_a_progress_bar_on_a_terminal(
     make_user: Any, settings: Any, start_worker: Any
@@ -262,8 +278,7 @@ def test_wait_draws_a_progress_bar_on_a_terminal(
     settings.REVOCATION_BATCH_SIZE = 1
     users = [make_user() for _ in range(4)]
     group_with("ops", users)
-    for u in users:
-        logged_in_client(u)
+    clients = [logged_in_client(u) for u in users]
     start_worker()
     request = services.revoke_sessions(group="ops")
     terminal = FakeTerminal()
@@ -273,6 +288,7 @@ def test_wait_draws_a_progress_bar_on_a_terminal(
     assert "4/4" in drawn
     assert "user/s" in drawn or "s/user" in drawn  # the rate
     assert "4 sessions revoked, done" in drawn
+    assert_sessions_gone(session_key(c) for c in clients)
 
 
 @pytest.mark.django_db

@@ -14,7 +14,17 @@ import pytest
 from revocation import services
 from revocation.models import RevocationRequest, UserSession
 from tests.conftest import is_logged_in, logged_in_client
-from tests.support import ROOT, free_port, private_redis, stop_redis, subprocess_env, wait_until
+from tests.support import (
+    ROOT,
+    assert_sessions_gone,
+    black_hole,
+    free_port,
+    private_redis,
+    session_key,
+    stop_redis,
+    subprocess_env,
+    wait_until,
+)
 from workers import beat
 from workers.schedule import Entry
 
@@ -22,6 +32,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 State = RevocationRequest.State
 
 
+@pytest.mark.worker
 def test_worker_killed_mid_request_then_a_fresh_worker_finishes_it(
     make_user: Any, settings: Any, start_worker: Any, wait_done: Any, tmp_path: Path
 ) -> None:
@@ -50,10 +61,12 @@ def test_worker_killed_mid_request_then_a_fresh_worker_finishes_it(
     assert request.state == State.DONE
     assert (request.users_done, request.users_total) == (3, 3)
     assert request.sessions_revoked == 3
+    assert_sessions_gone(session_key(c) for c in clients)
     assert not any(is_logged_in(c) for c in clients)
     assert not UserSession.objects.exists()
 
 
+@pytest.mark.worker
 @pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 def test_broker_down_request_stays_pending_then_the_sweeper_completes_it(
     make_user: Any, settings: Any, start_worker: Any, wait_done: Any, tmp_path: Path
@@ -90,7 +103,7 @@ def test_broker_down_request_stays_pending_then_the_sweeper_completes_it(
         wait_done(request)
         assert request.state == State.DONE
         assert request.sessions_revoked == 2
-        assert not UserSession.objects.filter(user=u).exists()
+        assert_sessions_gone(session_key(c) for c in clients)
         assert not any(is_logged_in(c) for c in clients)
         stop_redis(port)
 
@@ -117,3 +130,46 @@ def test_sweeper_requeues_failed_publishes_and_stalled_requests_only(
     assert services.sweep_outbox() == []
     assert not RevocationRequest.objects.get(pk=failed.pk).enqueue_failed
     assert RevocationRequest.objects.get(pk=fresh.pk).state == State.PENDING
+
+
+@pytest.mark.worker
+def test_a_broker_that_never_answers_delays_the_request_but_loses_nothing(
+    make_user: Any, start_worker: Any, wait_done: Any
+) -> None:
+    u = make_user()
+    clients = [logged_in_client(u), logged_in_client(u)]
+    keys = [session_key(c) for c in clients]
+    code = (
+        "from django.contrib.auth import get_user_model; from revocation import services; "
+        f"user = get_user_model().objects.get(pk={u.pk}); "
+        "print(services.revoke_user_sessions(user, reason='broker hung').pk)"
+    )
+
+    with black_hole() as port:
+        # A web process whose broker accepts the connection and then never answers.
+        # The timeout is only a guard: publishing must give up on its own.
+        result = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=ROOT,
+            env=subprocess_env(CELERY_BROKER_URL=f"redis://127.0.0.1:{port}/0"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "enqueue failed" in result.stderr
+    request = RevocationRequest.objects.get(pk=int(result.stdout.strip().splitlines()[-1]))
+    # Committed and flagged for the sweeper; nothing deleted yet, but the fence applies
+    # (and logs that session out: the job is left with the other one).
+    assert (request.state, request.enqueue_failed) == (State.PENDING, True)
+    assert UserSession.objects.filter(session_key__in=keys).count() == 2
+    assert not is_logged_in(clients[0])
+
+    # With a broker that works, the sweeper publishes it and a worker carries it out.
+    start_worker()
+    assert services.sweep_outbox() == [request.pk]
+    wait_done(request)
+    assert request.state == State.DONE, request.error
+    assert request.sessions_revoked == 1
+    assert_sessions_gone(keys)

@@ -10,11 +10,13 @@ from django.test import Client
 from revocation import services
 from revocation.models import RevocationRequest, UserSession
 from tests.conftest import is_logged_in, logged_in_client
+from tests.support import assert_sessions_gone, assert_sessions_kept, session_key
 
 pytestmark = pytest.mark.django_db(transaction=True)
 State = RevocationRequest.State
 
 
+@pytest.mark.worker
 def test_revoking_a_user_ends_all_their_sessions_and_no_one_elses(
     session_engine: str, make_user: Any, start_worker: Any, wait_done: Any
 ) -> None:
@@ -27,6 +29,9 @@ def test_revoking_a_user_ends_all_their_sessions_and_no_one_elses(
     assert request.state == State.DONE
     assert request.sessions_revoked == 2
     assert (request.users_done, request.users_total) == (1, 1)
+    # Gone from storage (rows, cached copies, mappings), not only refused by the fence.
+    assert_sessions_gone([session_key(u_laptop), session_key(u_phone)])
+    assert_sessions_kept([session_key(v_laptop)])
     # The old cookies no longer work - through the cache too on cached_db and cache.
     assert not is_logged_in(u_laptop)
     assert not is_logged_in(u_phone)
@@ -35,6 +40,7 @@ def test_revoking_a_user_ends_all_their_sessions_and_no_one_elses(
     assert UserSession.objects.filter(user=v).count() == 1
 
 
+@pytest.mark.worker
 def test_keep_session_key_logs_out_only_the_other_sessions(
     session_engine: str, make_user: Any, start_worker: Any, wait_done: Any
 ) -> None:
@@ -44,15 +50,19 @@ def test_keep_session_key_logs_out_only_the_other_sessions(
 
     wait_done(services.revoke_user_sessions(u, keep_session_key=here.session.session_key))
 
+    assert_sessions_gone([session_key(elsewhere)])
+    assert_sessions_kept([session_key(here)])
     assert is_logged_in(here)
     assert not is_logged_in(elsewhere)
 
 
+@pytest.mark.worker
 def test_password_change_view_revokes_every_other_session(
     session_engine: str, make_user: Any, start_worker: Any, wait_done: Any
 ) -> None:
     u = make_user()
     here, elsewhere = logged_in_client(u), logged_in_client(u)
+    old_key = session_key(elsewhere)
     start_worker()
 
     response = here.post(
@@ -68,6 +78,8 @@ def test_password_change_view_revokes_every_other_session(
 
     assert request.reason == "password changed"
     assert request.keep_session_key == here.session.session_key
+    assert_sessions_gone([old_key])
+    assert_sessions_kept([session_key(here)])
     assert is_logged_in(here)
     assert not is_logged_in(elsewhere)
     assert list(UserSession.objects.filter(user=u).values_list("session_key", flat=True)) == [
@@ -75,6 +87,7 @@ def test_password_change_view_revokes_every_other_session(
     ]
 
 
+@pytest.mark.worker
 def test_password_set_outside_a_request_revokes_all_sessions(
     make_user: Any, start_worker: Any, wait_done: Any
 ) -> None:
@@ -86,6 +99,7 @@ def test_password_set_outside_a_request_revokes_all_sessions(
     u.save()
 
     wait_done(RevocationRequest.objects.get(user_ids=[u.pk]))
+    assert_sessions_gone([session_key(a), session_key(b)])
     assert not is_logged_in(a) and not is_logged_in(b)
 
 
@@ -99,6 +113,8 @@ def test_sessions_created_after_the_request_survive(make_user: Any, wait_done: A
     assert services.run_request(request.pk, budget_seconds=60) is False
     request.refresh_from_db()
     assert request.state == State.DONE
+    assert_sessions_gone([session_key(before)])
+    assert_sessions_kept([session_key(after)])
     assert not is_logged_in(before)
     assert is_logged_in(after)
 
@@ -124,6 +140,7 @@ def test_a_page_that_runs_twice_is_harmless(make_user: Any, settings: Any) -> No
     assert request.state == State.DONE
     assert (request.users_done, request.users_total) == (3, 3)
     assert request.sessions_revoked == 3
+    assert_sessions_gone(session_key(c) for c in clients)
     assert not any(is_logged_in(c) for c in clients)
 
 
@@ -147,6 +164,7 @@ def test_a_user_with_more_sessions_than_a_chunk_loses_them_all(
 
     request.refresh_from_db()
     assert (request.state, request.sessions_revoked) == (State.DONE, 7)
+    assert_sessions_gone(session_key(c) for c in clients)
     assert not any(is_logged_in(c) for c in clients)
     assert is_logged_in(bystander)
     assert list(UserSession.objects.values_list("user_id", flat=True)) == [v.pk]
