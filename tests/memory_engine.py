@@ -28,7 +28,7 @@ class SessionStore(SessionBase):
 
     def create(self) -> None:
         while True:
-            self._session_key = self._get_new_session_key()
+            self._session_key = self._get_new_session_key()  # type: ignore[attr-defined]
             try:
                 self.save(must_create=True)
             except CreateError:
@@ -41,7 +41,7 @@ class SessionStore(SessionBase):
             return self.create()
         if must_create and self.session_key in STORE:
             raise CreateError
-        STORE[self.session_key] = self._get_session(no_load=must_create)
+        STORE[self.session_key] = self._get_session(no_load=must_create)  # type: ignore[attr-defined]
         return None
 
     def delete(self, session_key: str | None = None) -> None:

@@ -25,8 +25,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def copy_of(session_key: str) -> Any:
     """Return a loaded copy of the stored session, as one request would hold it."""
     store = engines.store_class()(session_key)
-    store.load()
-    store._session_cache = store.load()
+    store.items()  # loads it, as the request's first read would
     return store
 
 
