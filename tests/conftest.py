@@ -61,6 +61,7 @@ def start_worker(transactional_db: Any, tmp_path: Any) -> Any:
     """Return a function that starts a real Celery worker subprocess (stopped at teardown)."""
     from tests.support import Worker
 
+    _purge_run_queue()
     workers: list[Worker] = []
 
     def start(*, beat: bool = False, concurrency: int = 1, **env: str) -> Worker:
@@ -73,6 +74,18 @@ def start_worker(transactional_db: Any, tmp_path: Any) -> Any:
     for worker in workers:
         # A kill is enough: acks_late brings back anything unfinished, and it is fast.
         worker.kill()
+
+
+def _purge_run_queue() -> None:
+    """Drop the messages earlier tests left on this run's queue (tasks no worker took).
+
+    Before the test body publishes anything, so a worker test counts only its own tasks.
+    """
+    from celery import current_app
+    from django.conf import settings
+
+    with current_app.connection_for_write() as connection:
+        connection.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
 # The two permissions of revocation.permissions: start revocations, and read them.
