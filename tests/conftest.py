@@ -85,7 +85,8 @@ def _purge_run_queue() -> None:
     from django.conf import settings
 
     with current_app.connection_for_write() as connection:
-        connection.default_channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
+        channel: Any = connection.default_channel  # kombu types it as the minimal StdChannel
+        channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
 
 
 # The two permissions of revocation.permissions: start revocations, and read them.
