@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test conformance lint bench lock clean
+.PHONY: run test conformance mutation lint bench lock clean
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ test: $(STAMP)
 conformance: $(STAMP)
 	$(BIN)/python -m conformance.run
 
+# Mutation testing of the security core (mutation/run.py; slow, not part of CI): the
+# embedded leg, then PostgreSQL + Redis for the mutants only they can kill. Its last
+# line is `mutation score: N%`; tests/mutation-equivalents.md lists the equivalent survivors.
+mutation: $(STAMP)
+	$(BIN)/python -m mutation.run
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -49,4 +55,4 @@ lock: $(STAMP)
 	$(BIN)/pip-compile --extra dev --strip-extras --quiet -o requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var mutants

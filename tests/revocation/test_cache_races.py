@@ -281,3 +281,198 @@ def test_an_api_write_goes_through_when_the_cache_is_down(
     assert statuses == [202, 202]  # unlimited, not refused, while the cache is down
     assert RevocationRequest.objects.count() == 2
     assert "rate limit 'write' not applied" in caplog.text
+
+
+def test_a_failed_eviction_after_the_commit_is_logged_not_raised(
+    make_user: Any, settings: Any, caplog: pytest.LogCaptureFixture, monkeypatch: Any
+) -> None:
+    settings.SESSION_ENGINE = ENGINES["cached_db"]
+    client = logged_in_client(make_user())
+    session_key = client.session.session_key
+    session_cache = caches[settings.SESSION_CACHE_ALIAS]
+
+    def unreachable(keys: Any, version: Any = None) -> None:
+        raise ConnectionError("the cache went away")
+
+    with transaction.atomic():
+        deletion.delete_sessions([session_key])
+        monkeypatch.setattr(session_cache, "delete_many", unreachable)
+
+    # The deletion committed all the same; the copy cached meanwhile (if any) is named.
+    assert not engines.session_model().objects.filter(session_key=session_key).exists()
+    assert (
+        "revocation: could not evict 1 cached sessions after commit; a copy cached "
+        "between the delete and the commit lives until it expires"
+    ) in caplog.messages
+
+
+# --- Keep-the-maximum without an atomic cache: the repair from the database ----------------
+
+
+@pytest.fixture
+def non_atomic_cache(settings: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Return a cache whose keep-the-maximum is atomic in this process only (as Memcached)."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": f"races-{uuid.uuid4().hex}",
+        }
+    }
+    monkeypatch.setattr(monotonic, "is_atomic", lambda: False)
+    return caches["default"]
+
+
+def test_the_repair_raises_lowered_fences_and_leaves_evicted_ones_to_the_next_read(
+    non_atomic_cache: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    lowered, evicted = fences.group_key("ops"), fences.scope_key("org", 7)
+    at = timezone.now()
+    older = fences._micros(at - timedelta(seconds=5))
+    set_many = non_atomic_cache.set_many
+
+    def then_another_process_writes(values: dict[str, Any], timeout: Any = None) -> Any:
+        result = set_many(values, timeout)
+        monkeypatch.setattr(non_atomic_cache, "set_many", set_many)
+        # Between our write and our check: one fence lowered, one evicted.
+        set_many({fences.CACHE_PREFIX + lowered: older}, timeout)
+        non_atomic_cache.delete(fences.CACHE_PREFIX + evicted)
+        return result
+
+    monkeypatch.setattr(non_atomic_cache, "set_many", then_another_process_writes)
+    with transaction.atomic():
+        fences.record([lowered, evicted], at)
+
+    assert cached_fence(lowered) == at.timestamp()
+    assert cached_fence(evicted) is None  # the next read loads it from the database
+    assert fences.fences_of([evicted]) == {evicted: at.timestamp()}
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
+
+
+def test_a_cache_that_keeps_losing_the_maximum_is_reported(
+    non_atomic_cache: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = fences.scope_key("org", 7)
+    at = timezone.now()
+    older = fences._micros(at - timedelta(seconds=5))
+    set_many = non_atomic_cache.set_many
+
+    def every_write_is_followed_by_an_older_one(values: dict[str, Any], timeout: Any = None) -> Any:
+        set_many(values, timeout)
+        return set_many(dict.fromkeys(values, older), timeout)
+
+    monkeypatch.setattr(non_atomic_cache, "set_many", every_write_is_followed_by_an_older_one)
+    with transaction.atomic():
+        fences.record([key], at)
+
+    assert f"revocation: cached fences {[key]} keep falling behind the database" in (
+        caplog.messages
+    )
+    # The database still has it: the fence holds wherever the cache is bypassed.
+    assert stored_fence(key) == at.timestamp()
+
+
+# --- How long a cached fence lives --------------------------------------------------------
+
+
+def seconds_to_live(key: str) -> float | None:
+    """Return how long the default cache keeps `key` (None: forever), as the backend records it."""
+    import pickle
+    import time
+
+    from django.core.cache.backends.filebased import FileBasedCache
+    from django.core.cache.backends.locmem import LocMemCache
+    from django.core.cache.backends.redis import RedisCache
+
+    backend = caches["default"]
+    stored_key = backend.make_and_validate_key(key)
+    if isinstance(backend, RedisCache):
+        ttl = backend._cache.get_client(stored_key).ttl(stored_key)
+        assert ttl != -2, f"{key} is not cached"
+        return None if ttl == -1 else float(ttl)
+    if isinstance(backend, FileBasedCache):
+        with open(backend._key_to_file(key), "rb") as file:
+            expiry = pickle.load(file)  # noqa: S301 - the cache's own file
+    elif isinstance(backend, LocMemCache):
+        expiry = backend._expire_info[stored_key]
+    else:
+        raise AssertionError(f"no way to read expiries of {type(backend).__name__}")
+    return None if expiry is None else expiry - time.time()
+
+
+def lives_a_session_age(key: str) -> bool:
+    """Return whether the cache keeps `key` for SESSION_COOKIE_AGE: not forever, not less."""
+    from django.conf import settings
+
+    ttl = seconds_to_live(fences.CACHE_PREFIX + key)
+    return ttl is not None and settings.SESSION_COOKIE_AGE - 60 < ttl <= settings.SESSION_COOKIE_AGE
+
+
+@pytest.mark.parametrize("how", ["mirrored", "loaded"])
+def test_a_cached_fence_lives_as_long_as_a_session_can(make_user: Any, how: str) -> None:
+    """No longer: a fence older than every session refuses nothing and would only pile up."""
+    u = make_user()
+    key = fences.user_key(u.pk)
+    services.revoke_user_sessions(u)
+    if how == "loaded":
+        cache.delete(fences.CACHE_PREFIX + key)
+        fences.fences_of([key])
+    assert cached_fence(key) == stored_fence(key)
+    assert lives_a_session_age(key)
+
+
+def test_a_repaired_fence_lives_as_long_as_a_session_can(
+    non_atomic_cache: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key = fences.group_key("ops")
+    at = timezone.now()
+    set_many = non_atomic_cache.set_many
+
+    def then_another_process_writes_forever(values: dict[str, Any], timeout: Any = None) -> Any:
+        result = set_many(values, timeout)
+        monkeypatch.setattr(non_atomic_cache, "set_many", set_many)
+        set_many({fences.CACHE_PREFIX + key: 1}, None)
+        return result
+
+    monkeypatch.setattr(non_atomic_cache, "set_many", then_another_process_writes_forever)
+    with transaction.atomic():
+        fences.record([key], at)
+
+    assert cached_fence(key) == at.timestamp()
+    assert lives_a_session_age(key)
+
+
+def test_an_atomic_cache_is_not_checked_against_the_database_after_a_mirror() -> None:
+    """Redis and the file cache keep the maximum in one step: no repair round trip."""
+    assert monotonic.is_atomic()
+    key = fences.group_key("ops")
+    with CaptureQueriesContext(connection) as queries, transaction.atomic():
+        fences.record([key], timezone.now())
+        in_transaction = len(queries)
+    after_commit = [q["sql"] for q in queries.captured_queries[in_transaction:]]
+    assert after_commit in ([], ["COMMIT"])
+    assert cached_fence(key) == stored_fence(key)
+
+
+@pytest.mark.skipif(
+    "redis" not in str(caches["default"].__class__).lower(), reason="needs REDIS_URL"
+)
+def test_on_redis_no_write_can_land_between_reading_and_raising_a_fence(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Keep-the-maximum is one step on the server: nothing of another process is overwritten."""
+    key = fences.CACHE_PREFIX + fences.GLOBAL
+    backend = caches["default"]
+    ours = fences._micros(timezone.now())
+    written = [ours]
+    set_many = backend.set_many
+
+    def another_process_writes_first(values: dict[str, Any], timeout: Any = None) -> Any:
+        # Only a read-then-write has a "between": a newer fence lands there.
+        written.append(ours + 5_000_000)
+        set_many({key: written[-1]}, timeout)
+        return set_many(values, timeout)
+
+    monkeypatch.setattr(backend, "set_many", another_process_writes_first)
+    monotonic.raise_many({key: ours}, 60)
+
+    assert backend.get(key) == max(written)

@@ -247,3 +247,65 @@ def test_one_users_revocation_leaves_another_users_fence_alone(make_user: Any) -
         fences.user_key(victim.pk),
         fences.user_key(other.pk),
     }
+
+
+def test_no_keys_means_no_fence() -> None:
+    assert fences.latest([]) == 0.0
+    assert fences.fences_of([]) == {}
+
+
+def test_the_database_fallback_is_logged_at_most_once_a_minute(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from types import SimpleNamespace
+
+    now = [1000.0]
+    # The module's own clock, not time.monotonic for everyone.
+    monkeypatch.setattr(fences, "time", SimpleNamespace(monotonic=lambda: now[0]))
+    monkeypatch.setattr(fences, "_last_fallback_log", float("-inf"))
+
+    def cache_down(keys: list[str]) -> dict[str, int]:
+        raise ConnectionError("the cache went away")
+
+    monkeypatch.setattr(fences.monotonic, "get_many", cache_down)
+    warned = []
+    for now[0] in (1000.0, 1059.9, 1060.0, 1119.9):
+        caplog.clear()
+        assert fences.fences_of([fences.GLOBAL]) == {fences.GLOBAL: 0.0}
+        warned.append(
+            "revocation: cache unavailable, checking fences in the database" in caplog.messages
+        )
+    assert warned == [True, False, True, False]
+
+
+def test_a_fence_that_cannot_be_mirrored_is_logged_by_key(
+    make_user: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A value cached before would hide the fence until it expires: the log must name it."""
+    u = make_user()
+
+    def cache_down(values: dict[str, int], timeout: int) -> None:
+        raise ConnectionError("the cache went away")
+
+    monkeypatch.setattr(fences.monotonic, "raise_many", cache_down)
+    services.revoke_user_sessions(u)
+
+    assert f"revocation: could not mirror fences ['user:{u.pk}'] into the cache" in (
+        caplog.messages
+    )
+    assert RevocationFence.objects.filter(key=fences.user_key(u.pk)).exists()
+
+
+def test_fences_hold_without_time_zone_support(make_user: Any, settings: Any) -> None:
+    """USE_TZ = False: the database hands back naive local times, compared all the same."""
+    settings.USE_TZ = False
+    u = make_user()
+    before = logged_in_client(u)
+    request = services.revoke_user_sessions(u)
+    assert request.created_at.tzinfo is None
+    after = logged_in_client(u)
+
+    assert not is_logged_in(before)
+    assert is_logged_in(after)
+    key = fences.user_key(u.pk)
+    assert fences.fences_of([key]) == {key: request.created_at.timestamp()}

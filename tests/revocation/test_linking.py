@@ -11,12 +11,13 @@ from django.conf import settings as django_settings
 from django.contrib.auth import HASH_SESSION_KEY
 from django.contrib.sessions.models import Session
 from django.db import connections
-from django.test import AsyncClient, Client
+from django.test import AsyncClient, Client, RequestFactory
 
-from revocation import linking
+from revocation import engines, linking
 from revocation.devices import describe
-from revocation.models import UserSession
+from revocation.models import RevocationRequest, UserSession
 from revocation.selectors import sessions_for_user
+from tests.conftest import is_logged_in, logged_in_client
 
 IPHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
@@ -257,3 +258,92 @@ def test_signed_cookie_sessions_never_get_a_mapping_row(
     assert not UserSession.objects.exists()
     # Not even tried (a cookie is no key: PostgreSQL would refuse it as too long).
     assert "could not" not in caplog.text
+
+
+def change_password(client: Client) -> Any:
+    """Change the client's user's password through Django's view; return the response."""
+    return client.post(
+        "/accounts/password_change/",
+        {
+            "old_password": "pw-secret-1",
+            "new_password1": "a-new-long-passphrase-9",
+            "new_password2": "a-new-long-passphrase-9",
+        },
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_changing_your_own_password_fences_your_other_sessions_only(make_user: Any) -> None:
+    user = make_user()
+    here, elsewhere = logged_in_client(user), logged_in_client(user)
+
+    assert change_password(here).status_code == 302
+
+    request = RevocationRequest.objects.get()
+    assert (request.user_ids, request.reason, request.requested_by) == (
+        [user.pk],
+        "password changed",
+        user,
+    )
+    # Kept: the session that changed it, under the key the change rotated it to.
+    assert request.keep_session_key == cookie_key(here)
+    assert request.keep_login_id == here.session[linking.stamps.LOGIN_ID]
+    assert is_logged_in(here)
+    assert not is_logged_in(elsewhere)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_revocation_does_not_fail_the_password_change(
+    make_user: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = make_user()
+    client = logged_in_client(user)
+
+    def unavailable(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("database unavailable")
+
+    monkeypatch.setattr("revocation.services.revoke_user_sessions", unavailable)
+    assert change_password(client).status_code == 302
+
+    user.refresh_from_db()
+    assert user.check_password("a-new-long-passphrase-9")
+    assert f"revocation: could not revoke other sessions of user {user.pk}" in caplog.messages
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_password_set_outside_a_request_revokes_every_session(make_user: Any) -> None:
+    """A reset, the admin's shell, a command: nobody's session is kept, nobody asked."""
+    user = make_user()
+    a, b = logged_in_client(user), logged_in_client(user)
+
+    user.set_password("reset-by-support-77")
+    user.save()
+
+    request = RevocationRequest.objects.get()
+    assert (request.user_ids, request.reason, request.requested_by) == (
+        [user.pk],
+        "password changed",
+        None,
+    )
+    assert (request.keep_session_key, request.keep_login_id) == ("", "")
+    assert not is_logged_in(a) and not is_logged_in(b)
+
+
+@pytest.mark.django_db
+def test_a_password_saved_during_a_request_without_a_user_revokes_every_session(
+    make_user: Any,
+) -> None:
+    """Without AuthenticationMiddleware a request has no `user`: nobody to keep."""
+
+    user = make_user()
+    request = RequestFactory().post("/api/set-password/")
+    request.session = engines.store_class()()
+    linking.begin(request)
+    try:
+        user.set_password("set-by-an-api-client-5")
+        user.save()
+    finally:
+        linking.end(request)
+
+    revocation = RevocationRequest.objects.get()
+    assert (revocation.user_ids, revocation.keep_session_key) == ([user.pk], "")

@@ -1,0 +1,222 @@
+"""Mutation testing of the security core: `make mutation` (slow, not part of CI).
+
+mutmut (configured in pyproject.toml, [tool.mutmut]) copies the project into
+mutants/, mutates the modules below and runs, for each mutant, the tests that
+reach the mutated function. Two legs, like CI's:
+
+1. the embedded default (SQLite + file cache): every target mutant;
+2. PostgreSQL + Redis: the mutants only those servers can kill - the one-statement
+   deletion of deletion.py (`_set_based`, `_delete_mapped_in_sql`) and the Redis
+   branches of monotonic.py (all of monotonic is rerun).
+
+A mutant counts as killed if a test failed (or timed out) on either leg. The
+report gives killed/total per module and overall; the last line is
+`mutation score: N%`, that overall killed/total with nothing excluded. The score
+without the survivors listed as equivalent in tests/mutation-equivalents.md is
+printed just before it. Exit status 1 below MUTATION_MIN_SCORE (90).
+
+Environment: MUTATION_DATABASE_URL and MUTATION_REDIS_URL (the PostgreSQL leg),
+MUTATION_MAX_CHILDREN (parallel mutants, default the CPU count). Every leg runs
+with REVOCATION_VAR_DIR in a temporary folder, removed afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+MUTANTS = REPO / "mutants"
+EQUIVALENTS = REPO / "tests" / "mutation-equivalents.md"
+MUTMUT = Path(sys.executable).parent / "mutmut"
+MIN_SCORE = float(os.environ.get("MUTATION_MIN_SCORE", "90"))
+
+# The job pages: the functions of services.py that carry a revocation request out.
+JOB_PAGES = (
+    "run_request",
+    "_process_page",
+    "_revoke_user_page",
+    "_revoke_mapped",
+    "_revoke_session_page",
+    "_finished",
+    "fail_request",
+)
+# Report rows: a name and the mutant names (globs) it covers. cachelock.py has no
+# mutant: its only function of substance is a decorated generator, which mutmut skips.
+MODULES = {
+    "fences": ["revocation.fences.*"],
+    "monotonic": ["revocation.monotonic.*"],
+    "cachelock": ["revocation.cachelock.*"],
+    "deletion": ["revocation.deletion.*"],
+    "linking": ["revocation.linking.*"],
+    "middleware": ["revocation.middleware.*"],
+    "job pages (services)": [f"revocation.services.x_{name}__mutmut_*" for name in JOB_PAGES],
+}
+TARGETS = [glob for globs in MODULES.values() for glob in globs]
+# Killed only on PostgreSQL + Redis: SQLite never takes the set-based deletion, and the
+# file cache never takes the Redis branches.
+SERVER_TARGETS = [
+    "revocation.deletion.x__set_based__mutmut_*",
+    "revocation.deletion.x__delete_mapped_in_sql__mutmut_*",
+    "revocation.monotonic.*",
+]
+# mutmut's exit codes (mutmut.stats.status_by_exit_code): a failing or timed-out test run
+# detected the mutant. 33 and 5 mean no test reached it.
+KILLED = {1, 3, 36, -24, 24, 152, 255}
+NO_TESTS = {5, 33}
+MUTANT_ID = re.compile(r"`?(revocation\.[\w.ǁ]+__mutmut_\d+)`?")
+
+
+@dataclass
+class Leg:
+    """One mutmut run: its name, environment and mutant names."""
+
+    name: str
+    env: dict[str, str]
+    targets: list[str]
+    results: dict[str, int | None] = field(default_factory=dict)
+
+
+def leg_env(var_dir: Path, **servers: str) -> dict[str, str]:
+    """Return the environment of a leg: the given servers, or the embedded default."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL", "SESSION_ENGINE")
+    }
+    env.update(servers, REVOCATION_VAR_DIR=str(var_dir), PYTHONUNBUFFERED="1")
+    return env
+
+
+def run_leg(leg: Leg, log: Path) -> None:
+    """Run mutmut on `leg.targets` from a fresh mutants/; keep each mutant's exit code."""
+    shutil.rmtree(MUTANTS, ignore_errors=True)
+    command = [str(MUTMUT), "run", *leg.targets]
+    if os.environ.get("MUTATION_MAX_CHILDREN"):
+        command[2:2] = ["--max-children", os.environ["MUTATION_MAX_CHILDREN"]]
+    print(f"== {leg.name}: {' '.join(command[1:3])} ... (log: {log})", flush=True)
+    started = time.monotonic()
+    with log.open("w") as out:
+        done = subprocess.run(command, cwd=REPO, env=leg.env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+    if done.returncode != 0:
+        print(log.read_text()[-3000:])
+        raise SystemExit(f"mutation: mutmut failed on the {leg.name} leg (exit {done.returncode})")
+    for meta in MUTANTS.glob("revocation/**/*.py.meta"):
+        codes = json.loads(meta.read_text())["exit_code_by_key"]
+        leg.results.update({k: v for k, v in codes.items() if matches(k, leg.targets)})
+    print(f"== {leg.name}: {len(leg.results)} mutants in {time.monotonic() - started:.0f} s")
+
+
+def drop_test_databases(url: str, var_dir: Path) -> None:
+    """Drop the PostgreSQL test databases the slots of a leg kept (`--reuse-db`)."""
+    slots = len(list((var_dir / "mutation-slots").glob("slot-*.lock")))
+    if not slots:
+        return
+    import environ
+    import psycopg
+
+    config = environ.Env.db_url_config(url)
+    with psycopg.connect(
+        host=config["HOST"],
+        port=config["PORT"] or 5432,
+        user=config["USER"],
+        password=config["PASSWORD"] or None,
+        dbname="postgres",
+        autocommit=True,
+    ) as connection:
+        for slot in range(slots):
+            name = f"test_{config['NAME']}_slot{slot}"
+            connection.execute(f'DROP DATABASE IF EXISTS "{name}"')  # type: ignore[arg-type]
+
+
+def matches(name: str, globs: Iterable[str]) -> bool:
+    """Return whether the mutant `name` is covered by one of `globs`."""
+    return any(fnmatchcase(name, glob) for glob in globs)
+
+
+def equivalents() -> set[str]:
+    """Return the mutant ids listed in tests/mutation-equivalents.md."""
+    if not EQUIVALENTS.exists():
+        return set()
+    return set(MUTANT_ID.findall(EQUIVALENTS.read_text()))
+
+
+def percent(part: int, whole: int) -> float:
+    """Return `part` of `whole` in percent (100 for nothing to kill)."""
+    return 100.0 * part / whole if whole else 100.0
+
+
+def report(verdicts: dict[str, bool], listed: set[str]) -> float:
+    """Print the per-module scores and the survivors; return the overall killed/total."""
+    print(f"{'module':<22}{'killed':>8}{'total':>7}{'score':>8}{'equiv.':>8}{'w/o equiv.':>12}")
+    for module, globs in MODULES.items():
+        names = [n for n in verdicts if matches(n, globs)]
+        killed = sum(verdicts[n] for n in names)
+        equiv = sum(1 for n in names if not verdicts[n] and n in listed)
+        print(
+            f"{module:<22}{killed:>8}{len(names):>7}{percent(killed, len(names)):>7.1f}%"
+            f"{equiv:>8}{percent(killed, len(names) - equiv):>11.1f}%"
+        )
+    survivors = sorted(n for n, killed in verdicts.items() if not killed)
+    unlisted = [n for n in survivors if n not in listed]
+    stale = sorted(listed - set(survivors))
+    print(f"\nsurvivors: {len(survivors)} ({len(survivors) - len(unlisted)} listed as equivalent)")
+    for name in unlisted:
+        print(f"  not listed: {name}  (mutmut show {name})")
+    for name in stale:
+        print(f"  listed as equivalent but killed or unknown: {name}")
+    killed = sum(verdicts.values())
+    equiv = len(survivors) - len(unlisted)
+    print(
+        f"\nmutation score without the {equiv} survivors listed as equivalent: "
+        f"{percent(killed, len(verdicts) - equiv):.1f}%"
+    )
+    return percent(killed, len(verdicts))
+
+
+def main() -> int:
+    """Run both legs, combine them, print the report; fail below the minimum score."""
+    database = os.environ.get(
+        "MUTATION_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/revocation_mutation"
+    )
+    redis = os.environ.get("MUTATION_REDIS_URL", "redis://127.0.0.1:6379/0")
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="revocation-mutation-") as tmp:
+        root = Path(tmp)
+        legs = [
+            Leg("embedded (SQLite + file cache)", leg_env(root / "embedded"), TARGETS),
+            Leg(
+                "PostgreSQL + Redis",
+                leg_env(root / "servers", DATABASE_URL=database, REDIS_URL=redis),
+                SERVER_TARGETS,
+            ),
+        ]
+        try:
+            for n, leg in enumerate(legs):
+                run_leg(leg, root.parent / f"revocation-mutation-leg{n + 1}.log")
+        finally:
+            drop_test_databases(database, root / "servers")
+    verdicts = {name: code in KILLED for name, code in legs[0].results.items()}
+    for name, code in legs[1].results.items():
+        verdicts[name] = verdicts.get(name, False) or code in KILLED
+    no_tests = sorted(n for n, c in legs[0].results.items() if c in NO_TESTS and not verdicts[n])
+    for name in no_tests:
+        print(f"  reached by no test: {name}")
+    print(f"\nboth legs: {time.monotonic() - started:.0f} s\n")
+    score = report(verdicts, equivalents())
+    print(f"mutation score: {score:.1f}%")
+    return 0 if score >= MIN_SCORE else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
