@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import json
+import pickle
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings as django_settings
 from django.core.cache import cache, caches
+from django.core.cache.backends.filebased import FileBasedCache
+from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
 from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -376,24 +382,17 @@ def test_a_cache_that_keeps_losing_the_maximum_is_reported(
 
 def seconds_to_live(key: str) -> float | None:
     """Return how long the default cache keeps `key` (None: forever), as the backend records it."""
-    import pickle
-    import time
-
-    from django.core.cache.backends.filebased import FileBasedCache
-    from django.core.cache.backends.locmem import LocMemCache
-    from django.core.cache.backends.redis import RedisCache
-
     backend = caches["default"]
     stored_key = backend.make_and_validate_key(key)
     if isinstance(backend, RedisCache):
-        ttl = backend._cache.get_client(stored_key).ttl(stored_key)
+        ttl = backend._cache.get_client(stored_key).ttl(stored_key)  # type: ignore[attr-defined]
         assert ttl != -2, f"{key} is not cached"
         return None if ttl == -1 else float(ttl)
     if isinstance(backend, FileBasedCache):
-        with open(backend._key_to_file(key), "rb") as file:
+        with open(backend._key_to_file(key), "rb") as file:  # type: ignore[attr-defined]
             expiry = pickle.load(file)  # noqa: S301 - the cache's own file
     elif isinstance(backend, LocMemCache):
-        expiry = backend._expire_info[stored_key]
+        expiry = backend._expire_info[stored_key]  # type: ignore[attr-defined]
     else:
         raise AssertionError(f"no way to read expiries of {type(backend).__name__}")
     return None if expiry is None else expiry - time.time()
@@ -401,10 +400,9 @@ def seconds_to_live(key: str) -> float | None:
 
 def lives_a_session_age(key: str) -> bool:
     """Return whether the cache keeps `key` for SESSION_COOKIE_AGE: not forever, not less."""
-    from django.conf import settings
-
+    age = django_settings.SESSION_COOKIE_AGE
     ttl = seconds_to_live(fences.CACHE_PREFIX + key)
-    return ttl is not None and settings.SESSION_COOKIE_AGE - 60 < ttl <= settings.SESSION_COOKIE_AGE
+    return ttl is not None and age - 60 < ttl <= age
 
 
 @pytest.mark.parametrize("how", ["mirrored", "loaded"])
@@ -453,9 +451,7 @@ def test_an_atomic_cache_is_not_checked_against_the_database_after_a_mirror() ->
     assert cached_fence(key) == stored_fence(key)
 
 
-@pytest.mark.skipif(
-    "redis" not in str(caches["default"].__class__).lower(), reason="needs REDIS_URL"
-)
+@pytest.mark.skipif(not django_settings.REDIS_URL, reason="needs REDIS_URL")
 def test_on_redis_no_write_can_land_between_reading_and_raising_a_fence(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
