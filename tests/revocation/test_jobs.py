@@ -165,6 +165,20 @@ def test_a_group_request_counts_its_users_when_it_starts(make_user: Any) -> None
     assert request.started_at <= request.finished_at
 
 
+def test_a_session_kept_by_its_key_alone_survives_the_job(make_user: Any) -> None:
+    """Signed in before sign-in ids existed: its mapping has none, the key is all there is."""
+    u = make_user()
+    here, elsewhere = cookie(logged_in_client(u)), cookie(logged_in_client(u))
+    UserSession.objects.update(login_id="")
+    request = services.revoke_user_sessions(u, keep_session_key=here)
+    assert (request.keep_session_key, request.keep_login_id) == (here, "")
+
+    services.run_request(request.pk, budget_seconds=60)
+
+    assert {"row", "mapping"} <= set(stored(here))
+    assert stored(elsewhere) == []
+
+
 def test_a_page_is_a_heartbeat_and_clears_the_publish_failure(
     make_user: Any, settings: Any
 ) -> None:
