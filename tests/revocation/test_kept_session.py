@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from django.contrib.sessions.backends.base import UpdateError
 
-from revocation import engines, services
+from revocation import engines, services, stamps
 from revocation.models import RevocationRequest, UserSession
 from tests.conftest import is_logged_in, logged_in_client
 
@@ -106,3 +106,26 @@ def test_a_later_revocation_from_another_session_fences_the_kept_one(make_user: 
     # The newest fence keeps only `there`: an older keep entry spares nothing.
     assert not is_logged_in(here)
     assert is_logged_in(there)
+
+
+def test_a_session_from_before_sign_in_ids_gets_one_when_it_keeps_itself(
+    session_engine: str, make_user: Any
+) -> None:
+    """Its new sign-in id goes on its mapping too, so the job spares it by that id."""
+    u = make_user()
+    here, elsewhere = logged_in_client(u), logged_in_client(u)
+    session = here.session
+    del session[stamps.LOGIN_ID]  # signed in before sign-in ids existed
+    session.save()
+    UserSession.objects.update(login_id="")
+
+    assert here.post("/t/revoke-others/").status_code == 200
+
+    request = RevocationRequest.objects.get()
+    stamped = here.session[stamps.LOGIN_ID]
+    assert stamped and request.keep_login_id == stamped
+    assert UserSession.objects.get(session_key=here.session.session_key).login_id == stamped
+    assert is_logged_in(here)
+    assert not is_logged_in(elsewhere)
+    run_all()
+    assert is_logged_in(here)
