@@ -1,4 +1,9 @@
-"""System checks: misconfigurations that would silently leave sessions alive."""
+"""System checks: misconfigurations that would silently leave sessions alive, or fail later.
+
+Every REVOCATION_* setting is checked at startup, so a bad value stops
+`manage.py check`/`migrate`/`runserver` with a message naming the setting and the
+value, instead of failing at its first use in a request or a task.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,26 @@ from typing import Any
 
 from django.conf import settings
 from django.core.checks import CheckMessage, Error, Warning, register
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.module_loading import import_string
 
-from . import engines
-from .app_settings import app_settings
+from . import engines, locks, throttling
+from .app_settings import AppSettings, app_settings
 
 MIDDLEWARE_PATH = "revocation.middleware.RevocationMiddleware"
 AUTH_MIDDLEWARE = "django.contrib.auth.middleware.AuthenticationMiddleware"
+
+
+# Returned by _parsed() for a value check_app_settings already reports.
+_MALFORMED = object()
+
+
+def _parsed(attr: str) -> Any:
+    """Return app setting `attr`, or _MALFORMED if it does not parse."""
+    try:
+        return getattr(app_settings, attr)
+    except ImproperlyConfigured:
+        return _MALFORMED
 
 
 @register()
@@ -59,8 +78,8 @@ def check_session_engine(app_configs: Any = None, **kwargs: Any) -> list[CheckMe
 @register()
 def check_session_limit_policy(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
     """REVOCATION_MAX_SESSIONS_POLICY must name a known policy."""
-    policy = app_settings.MAX_SESSIONS_POLICY
-    if policy in ("revoke_oldest", "refuse"):
+    policy = _parsed("MAX_SESSIONS_POLICY")
+    if policy is _MALFORMED or policy in ("revoke_oldest", "refuse"):
         return []
     return [
         Error(
@@ -87,3 +106,64 @@ def check_app_order(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage
             id="revocation.W003",
         )
     ]
+
+
+@register()
+def check_app_settings(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Every REVOCATION_* setting must parse: integers in range, strings, a scope mapping."""
+    errors: list[CheckMessage] = []
+    for attr, value in vars(AppSettings).items():
+        if not isinstance(value, property):
+            continue
+        try:
+            getattr(app_settings, attr)
+        except ImproperlyConfigured as exc:
+            errors.append(Error(str(exc), id="revocation.E003"))
+    return errors
+
+
+@register()
+def check_lock_backend(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """REVOCATION_LOCK_BACKEND must name a backend that works with this database and cache."""
+    if _parsed("LOCK_BACKEND") is _MALFORMED:
+        return []
+    try:
+        # Builds the lock without taking it: no query, no connection.
+        locks.make_lock("revocation.system-check")
+    except ImproperlyConfigured as exc:
+        return [Error(str(exc), id="revocation.E004")]
+    return []
+
+
+@register()
+def check_api_rates(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """REVOCATION_API_WRITE_RATE and REVOCATION_API_READ_RATE must read like "20/min"."""
+    errors: list[CheckMessage] = []
+    for attr in ("API_WRITE_RATE", "API_READ_RATE"):
+        rate = _parsed(attr)
+        if rate is _MALFORMED:
+            continue
+        try:
+            throttling.parse_rate(rate)
+        except ValueError as exc:
+            errors.append(Error(f"REVOCATION_{attr} is {rate!r}: {exc}", id="revocation.E005"))
+    return errors
+
+
+@register()
+def check_scopes(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Each REVOCATION_SCOPES path must import, and name a callable."""
+    scopes = _parsed("SCOPES")
+    if scopes is _MALFORMED:
+        return []
+    errors: list[CheckMessage] = []
+    for name, path in scopes.items():
+        where = f"REVOCATION_SCOPES[{name!r}] = {path!r}"
+        try:
+            resolver = import_string(path)
+        except Exception as exc:  # whatever the module raises, it cannot resolve a scope
+            errors.append(Error(f"{where} cannot be imported: {exc}", id="revocation.E006"))
+            continue
+        if not callable(resolver):
+            errors.append(Error(f"{where} is not callable", id="revocation.E006"))
+    return errors

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.core.checks import run_checks
 
 from revocation.checks import MIDDLEWARE_PATH, check_middleware, check_session_engine
 
@@ -42,3 +47,112 @@ def test_middleware_before_authentication_is_an_error(settings: Any) -> None:
 
 def test_configured_project_is_clean() -> None:
     assert check_middleware() == [] and check_session_engine() == []
+
+
+def revocation_errors(**kwargs: Any) -> list[tuple[str, str]]:
+    """Return (id, message) of every revocation check message of a full system check run."""
+    messages = run_checks(**kwargs)
+    return [(m.id, m.msg) for m in messages if m.id and m.id.startswith("revocation.")]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("REVOCATION_BATCH_SIZE", "abc"),
+        ("REVOCATION_BATCH_SIZE", 0),
+        ("REVOCATION_MAINTENANCE_BATCH_SIZE", -5),
+        ("REVOCATION_SWEEP_INTERVAL", "15s"),
+        ("REVOCATION_VISIBILITY_TIMEOUT", 0),
+        ("REVOCATION_STALL_TIMEOUT", -1),
+        ("REVOCATION_TOUCH_INTERVAL", "5 min"),
+        ("REVOCATION_OWNER_CHECK_ROWS", "many"),
+        ("REVOCATION_SCOPES", "org"),
+        ("REVOCATION_LOCK_BACKEND", 3),
+        ("REVOCATION_MAX_SESSIONS_POLICY", None),
+    ],
+)
+def test_a_malformed_setting_is_an_error_naming_it_and_its_value(
+    name: str, value: Any, settings: Any
+) -> None:
+    setattr(settings, name, value)
+    [(id_, message)] = revocation_errors()
+    assert id_ == "revocation.E003"
+    assert message.startswith(f"{name} must be ") and message.endswith(f", got {value!r}")
+
+
+def test_a_malformed_setting_in_the_environment_is_an_error(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    del settings.REVOCATION_BATCH_SIZE
+    monkeypatch.setenv("REVOCATION_BATCH_SIZE", "abc")
+    assert revocation_errors() == [
+        ("revocation.E003", "REVOCATION_BATCH_SIZE must be a positive integer, got 'abc'")
+    ]
+
+
+@pytest.mark.parametrize("backend", ["zookeeper", "redis"])
+def test_an_unusable_lock_backend_is_an_error(backend: str, settings: Any) -> None:
+    # Not Django's Redis cache: the redis lock has nothing to lock on.
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    settings.REVOCATION_LOCK_BACKEND = backend
+    [(id_, message)] = revocation_errors()
+    assert id_ == "revocation.E004"
+    assert "REVOCATION_LOCK_BACKEND" in message and repr(backend) in message
+
+
+def test_a_lock_backend_on_the_wrong_database_is_an_error(settings: Any) -> None:
+    from django.db import connection
+
+    other = "sqlite" if connection.vendor == "postgresql" else "postgresql"
+    settings.REVOCATION_LOCK_BACKEND = "postgresql"
+    expected = [] if other == "sqlite" else ["revocation.E004"]
+    assert [id_ for id_, _ in revocation_errors()] == expected
+
+
+@pytest.mark.parametrize("name", ["REVOCATION_API_WRITE_RATE", "REVOCATION_API_READ_RATE"])
+@pytest.mark.parametrize("rate", ["20 per minute", "20/fortnight", "/min"])
+def test_a_malformed_api_rate_is_an_error(name: str, rate: str, settings: Any) -> None:
+    setattr(settings, name, rate)
+    [(id_, message)] = revocation_errors()
+    assert id_ == "revocation.E005"
+    assert message.startswith(f"{name} is {rate!r}: ")
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("tests.no_such_module.members", "cannot be imported"),
+        ("tests.scopes.no_such_resolver", "cannot be imported"),
+        ("revocation.checks.MIDDLEWARE_PATH", "is not callable"),
+    ],
+)
+def test_a_scope_that_is_not_an_importable_callable_is_an_error(
+    path: str, problem: str, settings: Any
+) -> None:
+    settings.REVOCATION_SCOPES = {"org": "tests.orgs.scopes.org_members", "team": path}
+    [(id_, message)] = revocation_errors()
+    assert id_ == "revocation.E006"
+    assert message.startswith(f"REVOCATION_SCOPES['team'] = {path!r} {problem}")
+
+
+def test_scopes_given_only_in_the_environment_are_checked(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    del settings.REVOCATION_SCOPES
+    monkeypatch.setenv("REVOCATION_SCOPES", "org=tests.orgs.scopes.org_members")
+    assert revocation_errors() == []
+    monkeypatch.setenv("REVOCATION_SCOPES", "org=tests.orgs.scopes.nobody")
+    assert [id_ for id_, _ in revocation_errors()] == ["revocation.E006"]
+
+
+def test_the_shipped_defaults_pass_every_check(settings: Any, monkeypatch: Any) -> None:
+    for name in dir(django_settings):
+        if name.startswith("REVOCATION_"):
+            delattr(settings, name)
+    for name in [n for n in os.environ if n.startswith("REVOCATION_")]:
+        monkeypatch.delenv(name)
+    assert revocation_errors() == []
+
+
+def test_the_test_project_passes_every_check() -> None:
+    assert revocation_errors() == []
