@@ -42,16 +42,6 @@ EQUIVALENTS = REPO / "tests" / "mutation-equivalents.md"
 MUTMUT = Path(sys.executable).parent / "mutmut"
 MIN_SCORE = float(os.environ.get("MUTATION_MIN_SCORE", "90"))
 
-# The job pages: the functions of services.py that carry a revocation request out.
-JOB_PAGES = (
-    "run_request",
-    "_process_page",
-    "_revoke_user_page",
-    "_revoke_mapped",
-    "_revoke_session_page",
-    "_finished",
-    "fail_request",
-)
 # Report rows: a name and the mutant names (globs) it covers. cachelock.py has no
 # mutant: its only function of substance is a decorated generator, which mutmut skips.
 MODULES = {
@@ -61,7 +51,7 @@ MODULES = {
     "deletion": ["revocation.deletion.*"],
     "linking": ["revocation.linking.*"],
     "middleware": ["revocation.middleware.*"],
-    "job pages (services)": [f"revocation.services.x_{name}__mutmut_*" for name in JOB_PAGES],
+    "job pages (services.jobs)": ["revocation.services.jobs.*"],
 }
 TARGETS = [glob for globs in MODULES.values() for glob in globs]
 # Killed only on PostgreSQL + Redis: SQLite never takes the set-based deletion, and the

@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import devices, permissions, services
+from . import devices, permissions, services, targets
 from .models import RevocationRequest, UserSession
 
 
@@ -84,7 +84,7 @@ class RevocationRequestAdmin(ReadOnlyAdmin):
 
     @admin.display(description="target")
     def target_display(self, obj: RevocationRequest) -> str:
-        return obj.describe_target()
+        return targets.describe(obj)
 
     @admin.display(description="progress")
     def progress(self, obj: RevocationRequest) -> str:
@@ -104,7 +104,7 @@ def _announce(admin_request: HttpRequest, revocation: RevocationRequest) -> None
             'Force logout accepted: <a href="{}">revocation #{}</a> ({}).',
             url,
             revocation.pk,
-            revocation.describe_target(),
+            targets.describe(revocation),
         ),
     )
 

@@ -25,7 +25,7 @@ from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Val
 from ninja.responses import Status
 from ninja.security import SessionAuth
 
-from . import permissions, selectors, services
+from . import permissions, selectors, services, targets
 from .app_settings import app_settings
 from .exceptions import InvalidRequest, RequestNotFound
 from .schemas import (
@@ -260,13 +260,11 @@ def delete_session(
 
     Another user's session id answers 404, exactly like a missing one.
     """
-    row = selectors.user_session(request.user, session_id)
-    if row is None:
+    ended = services.end_session(request.user, session_id, current_key=request.session.session_key)
+    if ended is services.Ended.MISSING:
         raise HttpError(404, "no such session")
-    if row.session_key == request.session.session_key:
+    if ended is services.Ended.CURRENT:
         logout(request)
-    elif not services.end_session(user=request.user, session_id=row.pk):
-        raise HttpError(404, "no such session")
     return Status(204, None)
 
 
@@ -294,24 +292,15 @@ def create_revocation(request: HttpRequest, body: RevocationIn) -> Status[dict[s
     Unknown users, groups or scopes, blank names and NUL characters answer 422 and
     create nothing.
     """
-    given = [body.user_ids is not None, body.group is not None, body.scope is not None, body.all]
-    if sum(given) != 1:
-        raise HttpError(422, "give exactly one target: user_ids, group, scope (with value) or all")
-    if (body.scope is None) != (body.value is None):
-        raise HttpError(422, "scope and value go together, e.g. {'scope': 'org', 'value': 42}")
-    target: dict[str, Any]
-    if body.user_ids is not None:
-        target = {"user_ids": body.user_ids}
-    elif body.group is not None:
-        target = {"group": body.group}
-    elif body.scope is not None:
-        target = {"scope": (body.scope, body.value)}
-    else:
-        target = {"everyone": True}
+    named_scope = body.scope is not None or body.value is not None
     try:
-        revocation = services.revoke_sessions(
-            **target, reason=body.reason, requested_by=request.user
+        target = targets.parse(
+            user_ids=body.user_ids,
+            group=body.group,
+            scope=(body.scope, body.value) if named_scope else None,
+            everyone=body.all,
         )
+        revocation = services.revoke(target, reason=body.reason, requested_by=request.user)
     except InvalidRequest as exc:
         raise HttpError(422, str(exc)) from exc
     return Status(202, selectors.request_summary(revocation))

@@ -31,7 +31,7 @@ from django.contrib.auth import SESSION_KEY
 from django.db import transaction
 
 from . import monotonic, stamps
-from .models import RevocationFence, RevocationRequest
+from .models import RevocationFence
 
 logger = logging.getLogger("revocation")
 
@@ -49,8 +49,6 @@ _last_fallback_log = float("-inf")  # not 0: monotonic() may be under a minute
 _REPAIR_ROUNDS = 5
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-
-Target = RevocationRequest.Target
 
 
 def user_key(user_id: Any) -> str:
@@ -71,21 +69,6 @@ def scope_key(name: str, value: Any) -> str:
 def keep_key(login_id: str) -> str:
     """Return the key of the newest revocation that keeps sign-in `login_id` alive."""
     return f"keep:{login_id}"
-
-
-def keys_for(request: RevocationRequest) -> list[str]:
-    """Return the fence keys a revocation request sets (and the keep entry of a kept sign-in)."""
-    if request.target == Target.USERS:
-        kept = [keep_key(request.keep_login_id)] if request.keep_login_id else []
-        return [user_key(uid) for uid in request.user_ids] + kept
-    if request.target == Target.GROUP:
-        return [group_key(request.group_name)]
-    if request.target == Target.SCOPE:
-        return [scope_key(request.scope_name, request.scope_value)]
-    if request.target == Target.EVERYONE:
-        return [GLOBAL]
-    # Single sessions (a concurrent-session limit): a user fence would end them all.
-    return []
 
 
 def record(keys: list[str], at: datetime) -> None:

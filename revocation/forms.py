@@ -7,8 +7,9 @@ from typing import Any
 
 from django import forms
 
-from . import selectors
+from . import targets
 from .app_settings import app_settings
+from .exceptions import InvalidRequest
 
 TARGETS = [
     ("users", "Users"),
@@ -18,8 +19,14 @@ TARGETS = [
 ]
 
 
+# The field an error in each kind of target belongs to.
+FIELD_OF = {"users": "usernames", "group": "group", "scope": "value"}
+
+
 class RevocationForm(forms.Form):
-    """Who to log out and why; `target_kwargs()` gives services.revoke_sessions() arguments."""
+    """Who to log out and why; once valid, `parsed` is the target (from targets.parse())."""
+
+    parsed: targets.Target
 
     target = forms.ChoiceField(choices=TARGETS, widget=forms.RadioSelect, initial="users")
     usernames = forms.CharField(
@@ -43,37 +50,21 @@ class RevocationForm(forms.Form):
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
-        target = data.get("target")
-        if target == "users":
-            names = [n for n in re.split(r"[\s,]+", data.get("usernames", "")) if n]
-            if not names:
-                self.add_error("usernames", "Name at least one user.")
-            else:
-                found = selectors.user_ids_by_username(names)
-                missing = [n for n in names if n not in found]
-                if missing:
-                    self.add_error("usernames", f"Unknown user(s): {', '.join(missing)}")
-                data["user_ids"] = sorted(set(found.values()))
-        elif target == "group" and not data.get("group"):
-            self.add_error("group", "Name a group.")
-        elif target == "scope":
-            if not data.get("scope"):
-                self.add_error("scope", "Choose a scope.")
-            if not data.get("value"):
-                self.add_error("value", "Give the scope's value.")
+        kind = data.get("target")
+        if kind is None or self.errors:
+            return data
+        names = [n for n in re.split(r"[\s,]+", data.get("usernames", "")) if n]
+        scope = (data.get("scope") or "", data.get("value") or "")
+        try:
+            self.parsed = targets.parse(
+                users=names if kind == "users" else None,
+                group=data.get("group", "") if kind == "group" else None,
+                scope=scope if kind == "scope" else None,
+                everyone=kind == "everyone",
+            )
+        except InvalidRequest as exc:
+            self.add_error(FIELD_OF.get(kind), str(exc))
         return data
-
-    def target_kwargs(self) -> dict[str, Any]:
-        """Return the target as keyword arguments of services.revoke_sessions()."""
-        data = self.cleaned_data
-        target = data["target"]
-        if target == "users":
-            return {"user_ids": data["user_ids"]}
-        if target == "group":
-            return {"group": data["group"]}
-        if target == "scope":
-            return {"scope": (data["scope"], data["value"])}
-        return {"everyone": True}
 
     def needs_confirmation(self) -> bool:
         """Return whether this is an everyone-revocation not yet confirmed."""

@@ -24,7 +24,7 @@ from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import engines, services, stamps, targets
+from . import engines, services, stamps
 from .client import client_ip, user_agent
 
 logger = logging.getLogger("revocation")
@@ -36,9 +36,6 @@ LINKED_KEY_ATTR = "_revocation_linked_key"
 PASSWORD_CHANGED_ATTR = "_revocation_password_changed"  # noqa: S105 - an attribute name
 # The request being handled, so a password change can find the session to keep.
 current_request: ContextVar[HttpRequest | None] = ContextVar("revocation_request", default=None)
-# Re-exported: older code and tests import them from here.
-AUTH_AT = stamps.AUTH_AT
-SEEN_AT = stamps.SEEN_AT
 
 
 def begin(request: HttpRequest) -> None:
@@ -90,29 +87,11 @@ def session_user_id(session: Any) -> Any:
 
 def mark_login(request: HttpRequest, user: Any) -> None:
     """Stamp the sign-in time and the user's fence scopes into the session, and link it."""
-    now = clock()
-    request.session[AUTH_AT] = now
-    request.session[SEEN_AT] = now
-    request.session[stamps.LOGIN_ID] = stamps.new_login_id()
     try:
-        request.session[stamps.SCOPES] = targets.fence_keys_of(user)
+        services.stamp_sign_in(request.session, user, now=clock())
     except Exception:
         logger.exception("revocation: could not read the scopes of user %s", user.pk)
     reconcile(request)
-
-
-signed_in_at = stamps.signed_in_at
-
-
-def ensure_login_id(session: Any) -> str:
-    """Return the session's sign-in id, stamping one (and onto its mapping) if it has none."""
-    login_id = stamps.login_id(session)
-    if not login_id:
-        # Signed in before sign-in ids existed: give it one now.
-        login_id = session[stamps.LOGIN_ID] = stamps.new_login_id()
-        if session.session_key and engines.has_server_state():
-            services.set_login_id(session_key=str(session.session_key), login_id=login_id)
-    return login_id
 
 
 def reconcile(request: HttpRequest) -> None:
@@ -158,9 +137,9 @@ def touch(request: HttpRequest, interval: int) -> None:
     now = clock()
     if user_id is None or not session.session_key or not engines.has_server_state():
         return
-    if now - float(session.get(SEEN_AT, 0)) < interval:
+    if now - float(session.get(stamps.SEEN_AT, 0)) < interval:
         return
-    session[SEEN_AT] = now
+    session[stamps.SEEN_AT] = now
     try:
         services.touch_session(
             session_key=str(session.session_key),

@@ -108,26 +108,12 @@ class RevocationRequest(models.Model):
         ordering = ["-created_at", "-pk"]
 
     def __str__(self) -> str:
-        return f"revocation #{self.pk} ({self.describe_target()}, {self.state})"
+        return f"revocation #{self.pk} ({self.target}, {self.state})"
 
     @property
     def is_finished(self) -> bool:
         """Return whether the request reached a final state."""
         return self.state in (self.State.DONE, self.State.FAILED)
-
-    def describe_target(self) -> str:
-        """Return a short human description of who is targeted."""
-        if self.target == self.Target.USERS:
-            ids = ", ".join(str(i) for i in self.user_ids[:5])
-            more = f" +{len(self.user_ids) - 5}" if len(self.user_ids) > 5 else ""
-            return f"users {ids}{more}"
-        if self.target == self.Target.GROUP:
-            return f"group {self.group_name}"
-        if self.target == self.Target.SCOPE:
-            return f"{self.scope_name}={self.scope_value}"
-        if self.target == self.Target.SESSIONS:
-            return f"{len(self.session_ids)} session(s) of user {self.user_ids[0]}"
-        return "everyone"
 
 
 class RevocationFence(models.Model):

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
-from . import devices, engines
+from . import devices, engines, targets
 from .exceptions import RequestNotFound
 from .models import RevocationRequest, UserSession
 
@@ -43,7 +43,7 @@ def request_summary(request: RevocationRequest) -> dict[str, Any]:
     return {
         "id": request.pk,
         "state": request.state,
-        "target": request.describe_target(),
+        "target": targets.describe(request),
         "reason": request.reason,
         "users_total": request.users_total,
         "users_done": request.users_done,

@@ -1,12 +1,20 @@
-"""Revocation targets: validation at request time, and the users they resolve to."""
+"""Revocation targets: who a request logs out, one class per kind.
+
+Each kind checks its input when a request is accepted (never later, in the
+worker), stores itself on the `RevocationRequest` row and is loaded back from
+it, and knows its users, its fence keys and a description for people.
+`parse()` is the one reader of a target for every face (the service, the API,
+the dashboard form and the command), with the one "exactly one target" rule.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group as AuthGroup
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils.module_loading import import_string
@@ -14,9 +22,220 @@ from django.utils.module_loading import import_string
 from . import fences
 from .app_settings import app_settings
 from .exceptions import InvalidRequest, InvalidTarget, UnknownGroup, UnknownScope, UnknownUser
-from .models import RevocationRequest
+from .models import RevocationRequest, UserSession
 
-Target = RevocationRequest.Target
+Kind = RevocationRequest.Target
+REASON_MAX_LENGTH = RevocationRequest._meta.get_field("reason").max_length or 255
+
+
+class Target:
+    """One kind of target; subclasses are frozen dataclasses of its stored fields."""
+
+    kind: ClassVar[Kind]
+    # Everyone: unmapped sessions (from before the app) are deleted too, on table engines.
+    unmapped_too: ClassVar[bool] = False
+
+    @classmethod
+    def load(cls, revocation: RevocationRequest) -> Target:
+        """Return the target stored on `revocation`."""
+        raise NotImplementedError
+
+    def store(self, revocation: RevocationRequest) -> None:
+        """Write this target onto `revocation` (not saved)."""
+        revocation.target = self.kind
+
+    def users(self) -> QuerySet[Any]:
+        """Return the queryset of targeted users."""
+        return get_user_model()._default_manager.all()
+
+    def mappings(self, rows: QuerySet[UserSession]) -> QuerySet[UserSession]:
+        """Return the UserSession rows among `rows` (of the target's users) to revoke."""
+        return rows
+
+    def fence_keys(self) -> list[str]:
+        """Return the fence keys accepting this target sets."""
+        raise NotImplementedError
+
+    def describe(self) -> str:
+        """Return a short description for people."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Users(Target):
+    """Some users, by primary key."""
+
+    kind = Kind.USERS
+    user_ids: tuple[Any, ...]
+
+    @classmethod
+    def load(cls, revocation: RevocationRequest) -> Users:
+        return cls(tuple(revocation.user_ids))
+
+    def store(self, revocation: RevocationRequest) -> None:
+        super().store(revocation)
+        revocation.user_ids = list(self.user_ids)
+        revocation.users_total = len(self.user_ids)
+
+    def users(self) -> QuerySet[Any]:
+        return super().users().filter(pk__in=self.user_ids)
+
+    def fence_keys(self) -> list[str]:
+        return [fences.user_key(uid) for uid in self.user_ids]
+
+    def describe(self) -> str:
+        ids = ", ".join(str(i) for i in self.user_ids[:5])
+        more = f" +{len(self.user_ids) - 5}" if len(self.user_ids) > 5 else ""
+        return f"users {ids}{more}"
+
+
+@dataclass(frozen=True)
+class Sessions(Users):
+    """Some sessions (UserSession ids) of one user: a concurrent-session limit."""
+
+    kind = Kind.SESSIONS
+    session_ids: tuple[int, ...] = ()
+
+    @classmethod
+    def load(cls, revocation: RevocationRequest) -> Sessions:
+        return cls(tuple(revocation.user_ids), tuple(revocation.session_ids))
+
+    def store(self, revocation: RevocationRequest) -> None:
+        super().store(revocation)
+        revocation.session_ids = list(self.session_ids)
+
+    def mappings(self, rows: QuerySet[UserSession]) -> QuerySet[UserSession]:
+        return rows.filter(pk__in=self.session_ids)
+
+    def fence_keys(self) -> list[str]:
+        # A user fence would end every session of the user, not just these.
+        return []
+
+    def describe(self) -> str:
+        return f"{len(self.session_ids)} session(s) of user {self.user_ids[0]}"
+
+
+@dataclass(frozen=True)
+class Group(Target):
+    """Every member of a Django auth group."""
+
+    kind = Kind.GROUP
+    name: str
+
+    @classmethod
+    def load(cls, revocation: RevocationRequest) -> Group:
+        return cls(revocation.group_name)
+
+    def store(self, revocation: RevocationRequest) -> None:
+        super().store(revocation)
+        revocation.group_name = self.name
+
+    def users(self) -> QuerySet[Any]:
+        return super().users().filter(groups__name=self.name)
+
+    def fence_keys(self) -> list[str]:
+        return [fences.group_key(self.name)]
+
+    def describe(self) -> str:
+        return f"group {self.name}"
+
+
+@dataclass(frozen=True)
+class Scope(Target):
+    """Every member of a scope value, resolved by the resolver REVOCATION_SCOPES names."""
+
+    kind = Kind.SCOPE
+    name: str
+    value: str
+
+    @classmethod
+    def load(cls, revocation: RevocationRequest) -> Scope:
+        return cls(revocation.scope_name, revocation.scope_value)
+
+    def store(self, revocation: RevocationRequest) -> None:
+        super().store(revocation)
+        revocation.scope_name, revocation.scope_value = self.name, self.value
+
+    def users(self) -> QuerySet[Any]:
+        return super().users().filter(pk__in=scope_resolver(self.name)(self.value))
+
+    def fence_keys(self) -> list[str]:
+        return [fences.scope_key(self.name, self.value)]
+
+    def describe(self) -> str:
+        return f"{self.name}={self.value}"
+
+
+@dataclass(frozen=True)
+class Everyone(Target):
+    """Every user (and, on table engines, every unmapped session too)."""
+
+    kind = Kind.EVERYONE
+    unmapped_too = True
+
+    @classmethod
+    def load(cls, revocation: RevocationRequest) -> Everyone:
+        return cls()
+
+    def fence_keys(self) -> list[str]:
+        return [fences.GLOBAL]
+
+    def describe(self) -> str:
+        return "everyone"
+
+
+KINDS: dict[str, type[Target]] = {
+    kind.kind: kind for kind in (Users, Sessions, Group, Scope, Everyone)
+}
+
+
+def load(revocation: RevocationRequest) -> Target:
+    """Return the target stored on `revocation`."""
+    return KINDS[revocation.target].load(revocation)
+
+
+def describe(revocation: RevocationRequest) -> str:
+    """Return who `revocation` targets, for people."""
+    return load(revocation).describe()
+
+
+def parse(
+    *,
+    user_ids: Any = None,
+    users: Any = None,
+    group: Any = None,
+    scope: Any = None,
+    everyone: Any = False,
+) -> Target:
+    """Return the one target given, checked; raise an InvalidRequest subclass otherwise.
+
+    `user_ids` are primary keys; `users` are usernames or (ASCII-digit) ids, as
+    people type them; `scope` is a (name, value) pair. Everyone is reached only
+    by `everyone=True`: a blank group, scope, value or user is an error, never a
+    wider target.
+    """
+    if not isinstance(everyone, bool):
+        raise InvalidTarget(f"everyone must be True or False, got {everyone!r}")
+    given = [x is not None for x in (user_ids, users, group, scope)] + [everyone]
+    if sum(given) != 1:
+        raise InvalidTarget(
+            "give exactly one target: users, a group, a scope with its value, or everyone"
+        )
+    if user_ids is not None:
+        return Users(tuple(check_user_ids(user_ids)))
+    if users is not None:
+        return Users(tuple(check_user_ids(user_ids_of(users))))
+    if group is not None:
+        return Group(check_group(group))
+    if scope is not None:
+        if not (isinstance(scope, tuple | list) and len(scope) == 2):
+            raise InvalidTarget(f"scope must be a (name, value) pair, got {scope!r}")
+        name, value = scope
+        if name is None or value is None:
+            raise InvalidTarget("scope and value go together, e.g. ('org', 42)")
+        name = clean_text(name, "scope name", max_length=64)
+        return Scope(name, check_scope_value(name, value))
+    return Everyone()
 
 
 def clean_text(value: Any, what: str, *, max_length: int, blank: bool = False) -> str:
@@ -34,6 +253,11 @@ def clean_text(value: Any, what: str, *, max_length: int, blank: bool = False) -
     if not blank and not value.strip():
         raise InvalidTarget(f"{what} is blank")
     return value
+
+
+def clean_reason(reason: Any) -> str:
+    """Return `reason` if the audit log can keep it whole; raise InvalidRequest otherwise."""
+    return clean_text(reason, "reason", max_length=REASON_MAX_LENGTH, blank=True)
 
 
 def scope_resolver(name: str) -> Callable[[str], QuerySet[Any]]:
@@ -69,7 +293,27 @@ def check_scope_value(name: str, value: Any) -> str:
     return text
 
 
-def check_user_ids(user_ids: Iterable[Any]) -> list[Any]:
+def user_ids_of(users: Any) -> list[Any]:
+    """Return the ids of `users` (usernames or ASCII-digit ids); UnknownUser if one is neither."""
+    if isinstance(users, str | bytes) or not isinstance(users, Iterable):
+        raise InvalidTarget(f"users must be a list of usernames or ids, got {users!r}")
+    names = [clean_text(u, "user", max_length=255, blank=True) for u in users]
+    if not names:
+        raise InvalidTarget("name at least one user")
+    user_model = get_user_model()
+    rows = user_model._default_manager.filter(**{f"{user_model.USERNAME_FIELD}__in": names})
+    found = {str(name): pk for name, pk in rows.values_list(user_model.USERNAME_FIELD, "pk")}
+    # isdigit() alone accepts "١٢" and "²": only ASCII digits are an id.
+    numbers = [n for n in names if n not in found and n.isascii() and n.isdigit()]
+    existing = set(user_model._default_manager.filter(pk__in=numbers).values_list("pk", flat=True))
+    found.update({n: int(n) for n in numbers if int(n) in existing})
+    missing = [n for n in names if n not in found]
+    if missing:
+        raise UnknownUser(f"unknown user {', '.join(map(repr, missing))}: no such username or id")
+    return [found[n] for n in names]
+
+
+def check_user_ids(user_ids: Any) -> list[Any]:
     """Return `user_ids` as primary keys, raising UnknownUser for any that do not exist."""
     user_model = get_user_model()
     pk_field = user_model._meta.pk
@@ -97,26 +341,13 @@ def check_user_ids(user_ids: Iterable[Any]) -> list[Any]:
 def check_group(name: Any) -> str:
     """Return `name` if such a group exists, else raise UnknownGroup."""
     name = clean_text(name, "group name", max_length=150)
-    if not Group.objects.filter(name=name).exists():
+    if not AuthGroup.objects.filter(name=name).exists():
         raise UnknownGroup(f"unknown group {name!r}")
     return name
 
 
-def users_of(request: RevocationRequest) -> QuerySet[Any]:
-    """Return the queryset of users targeted by `request`."""
-    users = get_user_model()._default_manager.all()
-    if request.target in (Target.USERS, Target.SESSIONS):
-        return users.filter(pk__in=request.user_ids)
-    if request.target == Target.GROUP:
-        return users.filter(groups__name=request.group_name)
-    if request.target == Target.SCOPE:
-        member_ids = scope_resolver(request.scope_name)(request.scope_value)
-        return users.filter(pk__in=member_ids)
-    return users
-
-
 def fence_keys_of(user: Any) -> list[str]:
-    """Return the group and scope fence keys that apply to `user` right now."""
+    """Return the group and scope fence keys that apply to `user` right now (stamped at sign-in)."""
     groups = getattr(user, "groups", None)  # custom user models may have none
     names = groups.values_list("name", flat=True) if groups is not None else []
     keys = [fences.group_key(name) for name in names]

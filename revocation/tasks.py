@@ -11,7 +11,7 @@ from typing import Any
 from celery import shared_task
 from django.db import DatabaseError
 
-from . import maintenance, outbox, services
+from . import maintenance, services
 from .app_settings import app_settings
 
 MAX_RETRIES = 5
@@ -36,7 +36,7 @@ def process_request(self: Any, request_id: int) -> None:
     if more:
         # Through the outbox: if the broker is down right now, the row is flagged and
         # the sweeper hands it on as soon as it is back, instead of after a stall.
-        outbox.publish(request_id)
+        services.outbox.publish(request_id)
 
 
 @shared_task(name="revocation.sweep_outbox", acks_late=True)

@@ -42,13 +42,12 @@ def sessions_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def end_session(request: HttpRequest, session_id: int) -> HttpResponse:
     """Log one of the user's sessions out now (another user's id is a 404)."""
-    row = selectors.user_session(request.user, session_id)
-    if row is None:
+    ended = services.end_session(request.user, session_id, current_key=request.session.session_key)
+    if ended is services.Ended.MISSING:
         raise Http404("no such session")
-    if row.session_key == request.session.session_key:
+    if ended is services.Ended.CURRENT:
         logout(request)
         return redirect("login")
-    services.end_session(user=request.user, session_id=row.pk)
     messages.success(request, "That session is logged out.")
     return redirect("revocation:sessions")
 
@@ -82,8 +81,8 @@ def revocations_page(request: HttpRequest) -> HttpResponse:
         if form.needs_confirmation():
             return render(request, "revocation/confirm_everyone.html", {"form": form})
         try:
-            revocation = services.revoke_sessions(
-                **form.target_kwargs(),
+            revocation = services.revoke(
+                form.parsed,
                 reason=form.cleaned_data["reason"],
                 requested_by=request.user,
             )
@@ -92,7 +91,7 @@ def revocations_page(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(
                 request,
-                f"Revocation #{revocation.pk} started: {revocation.describe_target()}.",
+                f"Revocation #{revocation.pk} started: {form.parsed.describe()}.",
             )
             return redirect("revocation:revocations")
     page = None

@@ -291,7 +291,7 @@ def test_staff_revoke_users_by_id(staff: Any, make_user: Any) -> None:
         ({"group": "no-such-group"}, "unknown group"),
         ({"scope": "no-such-scope", "value": 1}, "unknown scope"),
         ({"scope": "org"}, "scope and value"),
-        ({"value": 3}, "exactly one target"),
+        ({"value": 3}, "scope and value go together"),
         ({"everyone": True}, "everyone"),
         ({"all": True, "reason": "x" * 300}, "reason"),
     ],
@@ -568,10 +568,10 @@ def test_nul_and_blank_text_are_422_before_the_database_sees_them(
 
 def test_any_request_the_service_refuses_is_422(staff: Any, monkeypatch: Any) -> None:
     # Not only a bad target: the service's base class (a reason it cannot store, say).
-    def refuse(**kwargs: Any) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> None:
         raise InvalidRequest("reason is 300 characters long; the most is 255")
 
-    monkeypatch.setattr(services, "revoke_sessions", refuse)
+    monkeypatch.setattr(services, "revoke", refuse)
     client, token = csrf_client(staff)
     response = post_json(client, "/api/revocations", {"all": True}, token)
     assert_json_error(response, 422, "reason is 300 characters long")

@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 
-from revocation import exceptions, services
+from revocation import exceptions, services, targets
 from revocation.models import RevocationFence, RevocationRequest, UserSession
 from tests.conftest import is_logged_in, logged_in_client
 from tests.orgs.models import Membership, Org
@@ -85,7 +85,7 @@ def test_scope_revocation_resolves_through_the_project_model(
 
     request = wait_done(services.revoke_sessions(scope=("org", acme.pk)))
 
-    assert request.describe_target() == f"org={acme.pk}"
+    assert targets.describe(request) == f"org={acme.pk}"
     assert (request.users_total, request.sessions_revoked) == (3, 3)
     assert_sessions_gone(session_key(c) for c in clients)
     assert_sessions_kept([session_key(kept)])
@@ -121,7 +121,7 @@ def test_everyone_removes_unmapped_sessions_but_not_later_logins(
 
 @pytest.mark.django_db(transaction=True)
 def test_login_during_a_long_job_is_not_revoked(make_user: Any, settings: Any) -> None:
-    from revocation.services import _process_page
+    from revocation.services.jobs import _process_page
 
     settings.REVOCATION_BATCH_SIZE = 1
     users = [make_user() for _ in range(3)]
@@ -222,7 +222,7 @@ def test_invalid_targets_raise_and_create_nothing(
         # Non-ASCII digits are not ids (isdigit() says they are).
         (["--user", "\u0661"], "unknown user '\u0661'"),
         (["--user", "\u00b2"], "unknown user '\u00b2'"),
-        (["--user", "a\x00"], "--user must not contain NUL"),
+        (["--user", "a\x00"], "user must not contain NUL"),
         (["--all", "--no-input", "--reason", "r" * 256], "reason is 256 characters long"),
     ],
 )

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from revocation import outbox, services
+from revocation import services
 from revocation.models import RevocationRequest
+from revocation.services import outbox
 from tests.conftest import logged_in_client
 from tests.support import assert_sessions_gone, lock_waiters, session_key, wait_until
 from tests.worker_scopes import calls

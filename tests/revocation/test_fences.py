@@ -92,7 +92,7 @@ def test_global_fence_logs_everyone_out_but_not_later_logins(make_user: Any) -> 
 
 
 def test_session_without_a_sign_in_stamp_predates_every_fence(make_user: Any) -> None:
-    from revocation.linking import AUTH_AT
+    from revocation.stamps import AUTH_AT
 
     u = make_user()
     legacy = logged_in_client(u)
@@ -147,7 +147,7 @@ def test_hot_path_check_makes_no_database_query(make_user: Any) -> None:
 
 
 def fences_auth_at() -> str:
-    from revocation.linking import AUTH_AT
+    from revocation.stamps import AUTH_AT
 
     return AUTH_AT
 

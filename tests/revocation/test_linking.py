@@ -13,7 +13,7 @@ from django.contrib.sessions.models import Session
 from django.db import connections
 from django.test import AsyncClient, Client, RequestFactory
 
-from revocation import engines, linking
+from revocation import engines, linking, stamps
 from revocation.devices import describe
 from revocation.models import RevocationRequest, UserSession
 from revocation.selectors import sessions_for_user
@@ -212,7 +212,7 @@ def test_session_hash_survives_link(make_user: Any) -> None:
     client.post(f"/t/login/{user.pk}/")
     session = client.session
     assert session[HASH_SESSION_KEY] == user.get_session_auth_hash()
-    assert linking.AUTH_AT in session
+    assert stamps.AUTH_AT in session
 
 
 @pytest.mark.django_db
@@ -227,7 +227,7 @@ def test_signed_cookie_logins_are_stamped_but_not_linked(
     assert whoami(client) == user.pk
     # The cookie is the session: nothing to link; the sign-in time feeds the fence.
     assert links(user) == []
-    assert linking.AUTH_AT in client.session
+    assert stamps.AUTH_AT in client.session
     assert "could not link" not in caplog.text
 
 

@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from revocation import outbox, services
+from revocation import services
 from revocation.app_settings import app_settings
 from revocation.models import RevocationRequest
+from revocation.services import outbox
 from tests.conftest import is_logged_in, logged_in_client
 from tests.support import (
     ROOT,

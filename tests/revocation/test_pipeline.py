@@ -126,7 +126,7 @@ def test_a_page_that_runs_twice_is_harmless(make_user: Any, settings: Any) -> No
     request = services.revoke_sessions(user_ids=[u.pk for u in users])
 
     # First delivery handles one page, then dies before its next publish.
-    from revocation.services import _process_page
+    from revocation.services.jobs import _process_page
 
     assert _process_page(request.pk) is True
     # A crashed earlier attempt may already have deleted some sessions of the next page.

@@ -246,10 +246,10 @@ def test_dashboard_starts_a_group_revocation(staff_client: tuple[Client, str]) -
 @pytest.mark.parametrize(
     ("data", "error"),
     [
-        ({"target": "users", "usernames": "ghost"}, "Unknown user(s): ghost"),
-        ({"target": "users", "usernames": ""}, "Name at least one user."),
+        ({"target": "users", "usernames": "ghost"}, "unknown user &#x27;ghost&#x27;"),
+        ({"target": "users", "usernames": ""}, "name at least one user"),
         ({"target": "group", "group": "no-such-group"}, "unknown group"),
-        ({"target": "scope", "scope": "org", "value": ""}, "Give the scope&#x27;s value."),
+        ({"target": "scope", "scope": "org", "value": ""}, "scope value is blank"),
         ({"target": "scope", "scope": "nope", "value": "1"}, "Select a valid choice"),
         ({"target": "scope", "scope": "org", "value": "abc"}, "invalid value &#x27;abc&#x27;"),
         ({"target": "group", "group": "a\x00b"}, "Null characters are not allowed."),

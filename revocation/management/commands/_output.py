@@ -9,6 +9,7 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
+from revocation import targets
 from revocation.models import RevocationRequest
 from revocation.selectors import get_request, request_summary
 
@@ -21,7 +22,7 @@ def json_line(request: RevocationRequest) -> str:
 def describe(request: RevocationRequest) -> str:
     """Return a one-line human status of `request`."""
     line = (
-        f"Revocation #{request.pk} {request.state}: {request.describe_target()}, "
+        f"Revocation #{request.pk} {request.state}: {targets.describe(request)}, "
         f"users {request.users_done}/{request.users_total}, "
         f"sessions revoked {request.sessions_revoked}"
     )

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from revocation import services
+from revocation import services, targets
 from revocation.exceptions import InvalidRequest
 
 from ._output import emit, wait
@@ -37,11 +36,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        target = self._target(options)
         if options["all"] and options["interactive"]:
             self._confirm_all()
         try:
-            request = services.revoke_sessions(**target, reason=options["reason"])
+            target = targets.parse(
+                users=options["user"],
+                group=options["group"],
+                scope=self._scope(options["scope"]),
+                everyone=options["all"],
+            )
+            request = services.revoke(target, reason=options["reason"])
         except InvalidRequest as exc:
             raise CommandError(str(exc)) from exc
         if options["wait"]:
@@ -50,35 +54,14 @@ class Command(BaseCommand):
         if request.state == request.State.FAILED:
             raise CommandError(f"revocation #{request.pk} failed: {request.error}")
 
-    def _target(self, options: dict[str, Any]) -> dict[str, Any]:
-        """Turn the command-line target into revoke_sessions() keyword arguments."""
-        # `is not None`, not truthiness: `--group ""` (an unset shell variable) must be an
-        # error, never a fall-through to everyone.
-        if options["user"] is not None:
-            return {"user_ids": [self._user_id(u) for u in options["user"]]}
-        if options["group"] is not None:
-            return {"group": options["group"]}
-        if options["scope"] is not None:
-            name, sep, value = options["scope"].partition("=")
-            if not sep or not name.strip() or not value.strip():
-                raise CommandError(f"--scope must look like NAME=VALUE, got {options['scope']!r}")
-            return {"scope": (name, value)}
-        if options["all"]:
-            return {"everyone": True}
-        raise CommandError("give --user, --group, --scope or --all")
-
-    def _user_id(self, value: str) -> Any:
-        """Return the id of the user named or numbered `value`."""
-        users = get_user_model()._default_manager
-        if "\x00" in value:
-            raise CommandError("--user must not contain NUL characters")
-        user = users.filter(**{get_user_model().USERNAME_FIELD: value}).first()
-        # isdigit() alone accepts "١٢" and "²": only ASCII digits are an id.
-        if user is None and value.isascii() and value.isdigit():
-            user = users.filter(pk=int(value)).first()
-        if user is None:
-            raise CommandError(f"unknown user {value!r}: no such username or id")
-        return user.pk
+    def _scope(self, text: str | None) -> tuple[str, str] | None:
+        """Return `--scope NAME=VALUE` as a (name, value) pair."""
+        if text is None:
+            return None
+        name, sep, value = text.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise CommandError(f"--scope must look like NAME=VALUE, got {text!r}")
+        return name, value
 
     def _confirm_all(self) -> None:
         """Ask before logging out everyone."""

@@ -1,0 +1,37 @@
+"""Writes, one module per concern; the names of the public contract are re-exported here.
+
+- `links`: the user-to-session link (UserSession rows) and the sign-in stamps;
+- `requests`: accepting a revocation (its row, fences and publish), ending one session;
+- `outbox`: publishing the work to Celery, and the sweeper that re-publishes;
+- `jobs`: carrying a request out, page by page, on a worker;
+- `backfill`: linking the sessions that existed before the app was installed.
+"""
+
+from .backfill import backfill_page
+from .jobs import fail_request, run_request
+from .links import link_session, stamp_sign_in, touch_session
+from .outbox import sweep as sweep_outbox
+from .requests import (
+    Ended,
+    end_session,
+    limit_sessions,
+    revoke,
+    revoke_sessions,
+    revoke_user_sessions,
+)
+
+__all__ = [
+    "Ended",
+    "backfill_page",
+    "end_session",
+    "fail_request",
+    "limit_sessions",
+    "link_session",
+    "revoke",
+    "revoke_sessions",
+    "revoke_user_sessions",
+    "run_request",
+    "stamp_sign_in",
+    "sweep_outbox",
+    "touch_session",
+]

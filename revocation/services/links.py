@@ -1,0 +1,111 @@
+"""Writes of the user-to-session link: the UserSession rows and the sign-in stamps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.contrib.sessions.backends.base import SessionBase
+from django.db import transaction
+from django.utils import timezone
+
+from .. import engines, stamps, targets
+from ..models import UserSession
+
+
+def link_session(
+    *,
+    old_key: str | None,
+    new_key: str | None,
+    user_id: int | str | None,
+    ip: str | None,
+    user_agent: str,
+    login_id: str = "",
+) -> None:
+    """Make the mapping follow a session from `old_key` to `new_key` (either may be None)."""
+    now = timezone.now()
+    with transaction.atomic():
+        moved = 0
+        if old_key and new_key and user_id is not None:
+            # A key rotation of the same login keeps its sign-in time.
+            moved = UserSession.objects.filter(session_key=old_key, user_id=user_id).update(
+                session_key=new_key, last_seen_at=now, ip=ip, user_agent=user_agent
+            )
+        if old_key and not moved:
+            UserSession.objects.filter(session_key=old_key).delete()
+        if new_key and user_id is not None and not moved:
+            UserSession.objects.bulk_create(
+                [
+                    UserSession(
+                        user_id=user_id,
+                        session_key=new_key,
+                        login_id=login_id,
+                        created_at=now,
+                        last_seen_at=now,
+                        ip=ip,
+                        user_agent=user_agent,
+                    )
+                ],
+                update_conflicts=True,
+                unique_fields=["session_key"],
+                update_fields=[
+                    "user",
+                    "login_id",
+                    "created_at",
+                    "last_seen_at",
+                    "ip",
+                    "user_agent",
+                ],
+            )
+
+
+def touch_session(
+    *,
+    session_key: str,
+    user_id: int | str,
+    ip: str | None,
+    user_agent: str,
+    now: datetime,
+    login_id: str = "",
+) -> None:
+    """Record activity on a session; create its mapping if it is missing."""
+    fields: dict[str, Any] = {"last_seen_at": now, "ip": ip, "user_agent": user_agent}
+    if login_id:
+        fields["login_id"] = login_id
+    updated = UserSession.objects.filter(session_key=session_key, user_id=user_id).update(**fields)
+    if not updated:
+        # Sessions from before the app was installed get linked on first sight.
+        link_session(
+            old_key=None,
+            new_key=session_key,
+            user_id=user_id,
+            ip=ip,
+            user_agent=user_agent,
+            login_id=login_id,
+        )
+
+
+def stamp_sign_in(session: SessionBase, user: Any, *, now: float) -> None:
+    """Stamp a new sign-in into `session`: its time, a fresh sign-in id, the user's scopes."""
+    session[stamps.AUTH_AT] = now
+    session[stamps.SEEN_AT] = now
+    session[stamps.LOGIN_ID] = stamps.new_login_id()
+    # Last: reading a project's scopes may fail, and the sign-in is stamped by then.
+    session[stamps.SCOPES] = targets.fence_keys_of(user)
+
+
+def ensure_login_id(session: SessionBase) -> str:
+    """Return the session's sign-in id, stamping one (and onto its mapping) if it has none."""
+    login_id = stamps.login_id(session)
+    if not login_id:
+        # Signed in before sign-in ids existed: give it one now.
+        login_id = session[stamps.LOGIN_ID] = stamps.new_login_id()
+        if session.session_key and engines.has_server_state():
+            UserSession.objects.filter(session_key=session.session_key).update(login_id=login_id)
+    return login_id
+
+
+def login_id_of(session_key: str) -> str:
+    """Return the sign-in id recorded on the mapping of `session_key`, or ""."""
+    found = UserSession.objects.filter(session_key=session_key).values_list("login_id", flat=True)
+    return found.first() or ""

@@ -1,0 +1,65 @@
+"""The outbox: publishing revocation work to Celery, and the sweeper that makes it reliable.
+
+The committed `RevocationRequest` row, not the message, is the source of truth:
+a publish that fails flags the row, and the sweeper (a beat task) publishes
+again every request whose publish failed or that stopped making progress.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from celery import current_app
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ..app_settings import app_settings
+from ..models import RevocationRequest
+
+logger = logging.getLogger("revocation")
+
+# By name, not by importing revocation.tasks: the tasks call services, not the reverse.
+PROCESS_TASK = "revocation.process_request"
+State = RevocationRequest.State
+
+
+def publish(request_id: int) -> bool:
+    """Send the task for `request_id`; on a broker failure flag the row for the sweeper."""
+    try:
+        current_app.send_task(PROCESS_TASK, args=(request_id,))
+    except Exception as exc:
+        # The row is committed: the sweeper re-enqueues it once the broker is back.
+        logger.error(
+            "revocation enqueue failed id=%s error=%r; the outbox sweeper will retry",
+            request_id,
+            exc,
+        )
+        RevocationRequest.objects.filter(pk=request_id).update(enqueue_failed=True)
+        return False
+    return True
+
+
+def publish_on_commit(request_id: int) -> None:
+    """Publish once the transaction that created the row commits."""
+    transaction.on_commit(lambda: publish(request_id), robust=True)
+
+
+def sweep() -> list[int]:
+    """Re-enqueue requests whose publish failed or that stopped making progress."""
+    now = timezone.now()
+    stale = now - timedelta(seconds=app_settings.STALL_TIMEOUT)
+    active = RevocationRequest.objects.filter(state__in=[State.PENDING, State.RUNNING])
+    due = active.filter(Q(enqueue_failed=True) | Q(updated_at__lt=stale)).order_by("pk")
+    requeued = []
+    for request_id in due.values_list("pk", flat=True):
+        if publish(request_id):
+            # Not due again until another stall timeout passes without progress.
+            RevocationRequest.objects.filter(pk=request_id).update(
+                updated_at=now, enqueue_failed=False
+            )
+            requeued.append(request_id)
+    if requeued:
+        logger.warning("revocation sweeper re-enqueued ids=%s", requeued)
+    return requeued

@@ -1,0 +1,158 @@
+"""Accepting revocation requests: validate, commit the row and its fences, publish on commit."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from typing import Any
+
+from django.contrib.sessions.backends.base import SessionBase
+from django.db import transaction
+
+from .. import deletion, engines, fences, selectors, stamps, targets
+from ..app_settings import app_settings
+from ..exceptions import SessionLimitReached
+from ..models import RevocationRequest, UserSession
+from . import links, outbox
+
+logger = logging.getLogger("revocation")
+
+
+def _accept(target: targets.Target, revocation: RevocationRequest) -> RevocationRequest:
+    """Commit `revocation` of `target` with its fences and publish its task on commit."""
+    target.store(revocation)
+    keys = target.fence_keys()
+    if revocation.keep_login_id:
+        keys.append(fences.keep_key(revocation.keep_login_id))
+    with transaction.atomic():
+        revocation.save()
+        fences.record(keys, revocation.created_at)
+        outbox.publish_on_commit(revocation.pk)
+    logger.info(
+        "revocation accepted id=%s target=%r reason=%r requested_by=%s",
+        revocation.pk,
+        target.describe(),
+        revocation.reason,
+        revocation.requested_by_id,
+    )
+    return revocation
+
+
+def revoke_user_sessions(
+    user: Any,
+    *,
+    keep_session_key: str | None = None,
+    keep_session: SessionBase | None = None,
+    reason: str = "",
+    requested_by: Any = None,
+) -> RevocationRequest:
+    """Log `user` out everywhere, except one session if given; returns at once.
+
+    Pass the request's session as `keep_session` from a web handler: it is kept by
+    its sign-in id, which survives any number of concurrent requests of its own and
+    a concurrent key rotation (a password change). `keep_session_key` alone keeps
+    the session that has that key now.
+    """
+    login_id = ""
+    if keep_session is not None:
+        keep_session_key = keep_session.session_key
+        login_id = links.ensure_login_id(keep_session)
+    elif keep_session_key:
+        login_id = links.login_id_of(keep_session_key)
+    server_state = engines.has_server_state()
+    revocation = _accept(
+        targets.Users((user.pk,)),
+        RevocationRequest(
+            # Signed-cookie "keys" are whole cookies and there is nothing to delete anyway.
+            keep_session_key=(keep_session_key or "") if server_state else "",
+            keep_login_id=login_id,
+            reason=targets.clean_reason(reason),
+            requested_by=requested_by,
+        ),
+    )
+    if keep_session is not None:
+        # Its next request then passes the fence at once; if a concurrent request of the
+        # same session saves an older stamp over this one, fences.is_fenced() still
+        # spares it by its sign-in id.
+        at = revocation.created_at.timestamp()
+        keep_session[stamps.AUTH_AT] = max(stamps.signed_in_at(keep_session), at)
+    return revocation
+
+
+def revoke_sessions(
+    *,
+    user_ids: list[Any] | None = None,
+    group: str | None = None,
+    scope: tuple[str, Any] | None = None,
+    everyone: bool = False,
+    reason: str = "",
+    requested_by: Any = None,
+) -> RevocationRequest:
+    """Log out a set of users, a group, a scope or everyone; returns at once.
+
+    Raises an InvalidRequest subclass, creating nothing, unless exactly one
+    valid target is given. Everyone is reached only by `everyone=True`: a blank
+    group, scope, value or user is an error, never a wider target.
+    """
+    target = targets.parse(user_ids=user_ids, group=group, scope=scope, everyone=everyone)
+    return revoke(target, reason=reason, requested_by=requested_by)
+
+
+def revoke(
+    target: targets.Target, *, reason: str = "", requested_by: Any = None
+) -> RevocationRequest:
+    """Log out `target` (from `targets.parse()`); returns at once. InvalidRequest: bad reason."""
+    revocation = RevocationRequest(reason=targets.clean_reason(reason), requested_by=requested_by)
+    return _accept(target, revocation)
+
+
+def limit_sessions(user: Any, *, current_key: str | None) -> RevocationRequest | None:
+    """Apply REVOCATION_MAX_SESSIONS_PER_USER to a login that just happened.
+
+    Under "revoke_oldest" the oldest other sessions are revoked through the
+    pipeline; under "refuse" SessionLimitReached is raised and nothing changes.
+    """
+    limit = app_settings.MAX_SESSIONS_PER_USER
+    if limit <= 0:
+        return None
+    others = selectors.sessions_for_user(user).order_by("created_at", "pk")
+    if current_key:
+        others = others.exclude(session_key=current_key)
+    excess = others.count() - (limit - 1)
+    if excess <= 0:
+        return None
+    if app_settings.MAX_SESSIONS_POLICY == "refuse":
+        raise SessionLimitReached(
+            f"You are already signed in on {limit} device(s), the most allowed. "
+            "Log out on another device first."
+        )
+    excess_ids = tuple(others.values_list("pk", flat=True)[:excess])
+    return _accept(
+        targets.Sessions((user.pk,), excess_ids),
+        RevocationRequest(reason=f"more than {limit} concurrent sessions"),
+    )
+
+
+class Ended(enum.Enum):
+    """What `end_session()` did."""
+
+    MISSING = "no such session"  # or another user's: the two are indistinguishable
+    CURRENT = "the session asking"  # left to the caller, who logs its own request out
+    ENDED = "ended"
+
+
+def end_session(user: Any, session_id: Any, *, current_key: str | None) -> Ended:
+    """End `user`'s session `session_id` now, unless it is the session asking (`current_key`).
+
+    One session is small work, so it happens in the web request, not on a worker:
+    deleted through the engine (cached copies too) together with its mapping.
+    """
+    session = selectors.user_session(user, session_id)
+    if session is None:
+        return Ended.MISSING
+    if session.session_key == current_key:
+        return Ended.CURRENT
+    deletion.delete_sessions([session.session_key])
+    UserSession.objects.filter(pk=session.pk).delete()
+    logger.info("session ended id=%s user=%s", session.pk, user.pk)
+    return Ended.ENDED
