@@ -38,20 +38,20 @@ def get_request(request_id: Any) -> RevocationRequest:
         raise RequestNotFound(f"no revocation request with id {request_id!r}") from exc
 
 
-def request_summary(request: RevocationRequest) -> dict[str, Any]:
+def request_summary(revocation: RevocationRequest) -> dict[str, Any]:
     """Return the JSON-safe status of a request (the `--json` and API shape)."""
     return {
-        "id": request.pk,
-        "state": request.state,
-        "target": targets.describe(request),
-        "reason": request.reason,
-        "users_total": request.users_total,
-        "users_done": request.users_done,
-        "sessions_revoked": request.sessions_revoked,
-        "created_at": request.created_at.isoformat(),
-        "started_at": request.started_at.isoformat() if request.started_at else None,
-        "finished_at": request.finished_at.isoformat() if request.finished_at else None,
-        "error": request.error,
+        "id": revocation.pk,
+        "state": revocation.state,
+        "target": targets.describe(revocation),
+        "reason": revocation.reason,
+        "users_total": revocation.users_total,
+        "users_done": revocation.users_done,
+        "sessions_revoked": revocation.sessions_revoked,
+        "created_at": revocation.created_at.isoformat(),
+        "started_at": revocation.started_at.isoformat() if revocation.started_at else None,
+        "finished_at": revocation.finished_at.isoformat() if revocation.finished_at else None,
+        "error": revocation.error,
     }
 
 

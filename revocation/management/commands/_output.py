@@ -14,54 +14,58 @@ from revocation.models import RevocationRequest
 from revocation.selectors import get_request, request_summary
 
 
-def json_line(request: RevocationRequest) -> str:
+def json_line(revocation: RevocationRequest) -> str:
     """Return the one-line JSON status of `request`."""
-    return json.dumps(request_summary(request), sort_keys=True)
+    return json.dumps(request_summary(revocation), sort_keys=True)
 
 
-def describe(request: RevocationRequest) -> str:
+def describe(revocation: RevocationRequest) -> str:
     """Return a one-line human status of `request`."""
     line = (
-        f"Revocation #{request.pk} {request.state}: {targets.describe(request)}, "
-        f"users {request.users_done}/{request.users_total}, "
-        f"sessions revoked {request.sessions_revoked}"
+        f"Revocation #{revocation.pk} {revocation.state}: {targets.describe(revocation)}, "
+        f"users {revocation.users_done}/{revocation.users_total}, "
+        f"sessions revoked {revocation.sessions_revoked}"
     )
-    return f"{line}; error: {request.error}" if request.error else line
+    return f"{line}; error: {revocation.error}" if revocation.error else line
 
 
 def wait(request_id: int, *, stream: IO[str] = sys.stderr, poll: float = 0.5) -> RevocationRequest:
     """Poll `request_id` until it finishes, showing progress on `stream`."""
-    request = get_request(request_id)
+    revocation = get_request(request_id)
     if stream.isatty():
-        return _wait_with_bar(request, stream, poll)
+        return _wait_with_bar(revocation, stream, poll)
     last = ""
     while True:
-        line = describe(request)
+        line = describe(revocation)
         if line != last:
             stream.write(line + "\n")
             stream.flush()
             last = line
-        if request.is_finished:
-            return request
+        if revocation.is_finished:
+            return revocation
         time.sleep(poll)
-        request.refresh_from_db()
+        revocation.refresh_from_db()
 
 
-def _wait_with_bar(request: RevocationRequest, stream: IO[str], poll: float) -> RevocationRequest:
+def _wait_with_bar(
+    revocation: RevocationRequest, stream: IO[str], poll: float
+) -> RevocationRequest:
     """Show a progress bar of users done (with rate and ETA) until `request` finishes."""
     with tqdm(
-        total=request.users_total or None, unit="user", file=stream, dynamic_ncols=True
+        total=revocation.users_total or None, unit="user", file=stream, dynamic_ncols=True
     ) as bar:
         while True:
-            bar.total = request.users_total or None
-            bar.update(request.users_done - bar.n)
-            bar.set_postfix_str(f"{request.sessions_revoked} sessions revoked, {request.state}")
-            if request.is_finished:
-                return request
+            bar.total = revocation.users_total or None
+            bar.update(revocation.users_done - bar.n)
+            bar.set_postfix_str(
+                f"{revocation.sessions_revoked} sessions revoked, {revocation.state}"
+            )
+            if revocation.is_finished:
+                return revocation
             time.sleep(poll)
-            request.refresh_from_db()
+            revocation.refresh_from_db()
 
 
-def emit(command: Any, request: RevocationRequest, *, as_json: bool) -> None:
+def emit(command: Any, revocation: RevocationRequest, *, as_json: bool) -> None:
     """Write the final status: JSON as the last stdout line, or a human line."""
-    command.stdout.write(json_line(request) if as_json else describe(request))
+    command.stdout.write(json_line(revocation) if as_json else describe(revocation))

@@ -21,14 +21,15 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            request = get_request(options["id"])
+            revocation = get_request(options["id"])
         except RequestNotFound as exc:
             raise CommandError(str(exc)) from exc
-        emit(self, request, as_json=options["json"])
+        emit(self, revocation, as_json=options["json"])
         if not options["json"]:
-            started = request.started_at.isoformat() if request.started_at else "-"
-            finished = request.finished_at.isoformat() if request.finished_at else "-"
+            started = revocation.started_at.isoformat() if revocation.started_at else "-"
+            finished = revocation.finished_at.isoformat() if revocation.finished_at else "-"
+            created = revocation.created_at.isoformat()
             self.stdout.write(
-                f"  reason: {request.reason or '-'}\n  created: {request.created_at.isoformat()}"
+                f"  reason: {revocation.reason or '-'}\n  created: {created}"
                 f"\n  started: {started}\n  finished: {finished}"
             )

@@ -45,14 +45,14 @@ class Command(BaseCommand):
                 scope=self._scope(options["scope"]),
                 everyone=options["all"],
             )
-            request = services.revoke(target, reason=options["reason"])
+            revocation = services.revoke(target, reason=options["reason"])
         except InvalidRequest as exc:
             raise CommandError(str(exc)) from exc
         if options["wait"]:
-            request = wait(request.pk, stream=self.stderr)  # type: ignore[arg-type]
-        emit(self, request, as_json=options["json"])
-        if request.state == request.State.FAILED:
-            raise CommandError(f"revocation #{request.pk} failed: {request.error}")
+            revocation = wait(revocation.pk, stream=self.stderr)  # type: ignore[arg-type]
+        emit(self, revocation, as_json=options["json"])
+        if revocation.state == revocation.State.FAILED:
+            raise CommandError(f"revocation #{revocation.pk} failed: {revocation.error}")
 
     def _scope(self, text: str | None) -> tuple[str, str] | None:
         """Return `--scope NAME=VALUE` as a (name, value) pair."""
