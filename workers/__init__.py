@@ -1,1 +1,1 @@
-"""This service's worker runtime: beat schedule and installer, locks, demo data."""
+"""This service's runtime around the revocation app: beat schedule, Redis fix, demo data."""

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from revocation.app_settings import app_settings
+
 # Every periodic task we ever installed has a name with this prefix; any such
-# row not in SCHEDULE is retired and removed on install.
+# row not in schedule() is retired and removed on install.
 PREFIX = "revocation."
 
 
@@ -25,8 +27,6 @@ class Entry:
 
 def schedule() -> list[Entry]:
     """Return the periodic tasks of this service."""
-    from revocation.app_settings import app_settings
-
     return [
         # Re-enqueue revocation requests whose publish failed or that stalled.
         Entry(

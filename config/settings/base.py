@@ -1,4 +1,10 @@
-"""Settings shared by every environment; all deployment knobs come from the environment."""
+"""Settings shared by every environment; all deployment knobs come from the environment.
+
+Importing them has no side effects: the local folders they name (LOCAL_FOLDERS)
+are created when Django starts, by workers.apps. The revocation app reads its own
+REVOCATION_* settings from the environment itself (revocation/app_settings.py, where
+their defaults live); set one here only where this project differs from the app.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +12,16 @@ from pathlib import Path
 
 import environ
 
+from revocation.app_settings import AppSettings
+
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
-# Local state of the embedded default (SQLite file, broker folder, file cache).
-VAR_DIR = Path(environ.Env().str("REVOCATION_VAR_DIR", default=str(BASE_DIR / "var")))
 
-VAR_DIR.mkdir(parents=True, exist_ok=True)
-
+# The one environment reader; .env first, so that every value below can come from it.
 env = environ.Env()
 env.read_env(BASE_DIR / ".env")
+
+# Local state of the embedded default (SQLite file, broker folder, file cache).
+VAR_DIR = Path(env.str("REVOCATION_VAR_DIR", default=str(BASE_DIR / "var")))
 
 SECRET_KEY = env.str("SECRET_KEY")
 SECRET_KEY_FALLBACKS = env.list("SECRET_KEY_FALLBACKS", default=[])
@@ -150,30 +158,20 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
-STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# --- The revocation app (each also readable from the environment) ----------
-REVOCATION_BATCH_SIZE = env.int("REVOCATION_BATCH_SIZE", default=1000)
-# A job whose worker died resumes within STALL_TIMEOUT + SWEEP_INTERVAL (75 s).
-REVOCATION_SWEEP_INTERVAL = env.int("REVOCATION_SWEEP_INTERVAL", default=15)
-REVOCATION_STALL_TIMEOUT = env.int("REVOCATION_STALL_TIMEOUT", default=60)
-REVOCATION_VISIBILITY_TIMEOUT = env.int("REVOCATION_VISIBILITY_TIMEOUT", default=3600)
-REVOCATION_TOUCH_INTERVAL = env.int("REVOCATION_TOUCH_INTERVAL", default=300)
-REVOCATION_TRUSTED_PROXY_COUNT = env.int("REVOCATION_TRUSTED_PROXY_COUNT", default=0)
-REVOCATION_MAX_SESSIONS_PER_USER = env.int("REVOCATION_MAX_SESSIONS_PER_USER", default=0)
-REVOCATION_SCOPES = env.dict("REVOCATION_SCOPES", default={})
+# Folders the embedded default writes into, created at startup by workers.apps (not here).
+LOCAL_FOLDERS = [VAR_DIR, STATIC_ROOT]
 
 # --- Celery: at-least-once delivery on Redis (DESIGN §5) --------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 BROKER_DIR = Path(env.str("REVOCATION_BROKER_DIR", default=str(VAR_DIR / "broker")))
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # Producer and consumer must share one absolute folder.
-    for _folder in ("processed", "control"):
-        (BROKER_DIR / _folder).mkdir(parents=True, exist_ok=True)
+    # Producer and consumer must share one absolute folder (kombu does not create it).
+    LOCAL_FOLDERS += [BROKER_DIR / "processed", BROKER_DIR / "control"]
     CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),
@@ -186,8 +184,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
     }
 else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {
-        # Above the longest task, or Redis redelivers it while it still runs.
-        "visibility_timeout": REVOCATION_VISIBILITY_TIMEOUT,
+        # Above the longest task, or Redis redelivers it while it still runs. The app's
+        # setting, read from the environment (Django's settings are not built yet).
+        "visibility_timeout": AppSettings(project_settings=None).VISIBILITY_TIMEOUT,
         # A black-holed broker must not block .delay() in a web handler forever.
         "socket_timeout": 5,
         "socket_connect_timeout": 5,

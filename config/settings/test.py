@@ -12,7 +12,7 @@ os.environ.setdefault(
 )
 
 from .base import *  # noqa: E402,F403
-from .base import DATABASES, REVOCATION_SCOPES, VAR_DIR  # noqa: E402
+from .base import DATABASES, VAR_DIR  # noqa: E402
 
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
@@ -29,5 +29,5 @@ CELERY_TASK_DEFAULT_QUEUE = os.environ.get(
 
 # A test-only organisation model, resolved through REVOCATION_SCOPES like a project's.
 INSTALLED_APPS = [*INSTALLED_APPS, "tests.orgs"]  # noqa: F405
-if not REVOCATION_SCOPES:  # a worker subprocess gets it from the environment
+if "REVOCATION_SCOPES" not in os.environ:  # a worker subprocess gets it from there
     REVOCATION_SCOPES = {"org": "tests.orgs.scopes.org_members", "gated": "tests.scopes.gated"}
