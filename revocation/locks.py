@@ -40,6 +40,7 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError, connections
 
+from . import sql
 from .app_settings import app_settings
 
 logger = logging.getLogger("revocation")
@@ -89,17 +90,14 @@ class AdvisoryLock:
         self.key = int.from_bytes(digest[:8], "big", signed=True)
 
     def acquire(self) -> bool:
-        with connections[self.using].cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", [self.key])
-            return bool(cursor.fetchone()[0])
+        return sql.try_advisory_lock(self.using, self.key)
 
     def renew(self) -> None:
         """Nothing to do: the lock lives as long as the connection."""
 
     def release(self) -> None:
         try:
-            with connections[self.using].cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_unlock(%s)", [self.key])
+            sql.advisory_unlock(self.using, self.key)
         except DatabaseError:
             # The connection is gone, and the server released the lock with it.
             logger.warning("revocation lock %s: connection lost before unlock", self.name)
@@ -192,7 +190,7 @@ def backend_name(using: str = "default") -> str:
                 f"got {chosen!r}"
             )
         return chosen
-    vendor = connections[using].vendor
+    vendor = sql.vendor(using)
     if vendor in ("postgresql", "sqlite"):
         return vendor
     if _is_redis_cache():
@@ -204,10 +202,9 @@ def make_lock(name: str, *, ttl: int = DEFAULT_TTL, using: str = "default") -> L
     """Return an unheld lock called `name` on the configured backend."""
     backend = backend_name(using)
     if backend == "postgresql":
-        if connections[using].vendor != "postgresql":
+        if sql.vendor(using) != "postgresql":
             raise ImproperlyConfigured(
-                "REVOCATION_LOCK_BACKEND is 'postgresql' but the database is "
-                f"{connections[using].vendor}"
+                f"REVOCATION_LOCK_BACKEND is 'postgresql' but the database is {sql.vendor(using)}"
             )
         return AdvisoryLock(name, using=using)
     if backend == "sqlite":

@@ -6,8 +6,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Exists, OuterRef, QuerySet
-from django.utils import timezone
+from django.db.models import QuerySet
 
 from . import devices, engines, targets
 from .exceptions import RequestNotFound
@@ -16,18 +15,8 @@ from .models import RevocationRequest, UserSession
 
 def sessions_for_user(user: Any) -> QuerySet[UserSession]:
     """Return the live sessions of `user`, newest first."""
-    qs = UserSession.objects.filter(user_id=user.pk).order_by("-created_at", "-pk")
-    if engines.has_table():
-        live = engines.session_model().objects.filter(
-            session_key=OuterRef("session_key"), expire_date__gt=timezone.now()
-        )
-        return qs.filter(Exists(live))
-    if engines.has_server_state():
-        # Cache engine: the cache decides; a user has few sessions, so ask per key.
-        store = engines.store_class()
-        gone = [us.session_key for us in qs if not store().exists(us.session_key)]
-        return qs.exclude(session_key__in=gone)
-    return qs
+    mappings = UserSession.objects.filter(user_id=user.pk).order_by("-created_at", "-pk")
+    return engines.current().live(mappings)
 
 
 def get_request(request_id: Any) -> RevocationRequest:

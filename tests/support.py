@@ -296,7 +296,7 @@ def session_leftovers(key: str) -> list[str]:
         and engines.session_model()._default_manager.filter(session_key=key).exists()
     ):
         found.append("row")
-    prefix = engines.cache_key_prefix()
+    prefix = engines.current().cache_key_prefix
     if prefix is not None:
         # The engine's own key (SessionStore.cache_key) in the engine's own cache.
         if caches[settings.SESSION_CACHE_ALIAS].has_key(prefix + key):

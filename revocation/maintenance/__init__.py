@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from .. import engines, locks
 from ..app_settings import app_settings
-from ._base import Progress, cache_prefix
+from ._base import Progress
 from .expired import delete_expired_sessions
 from .orphans import OWNER_CURSOR_KEY, check_owners, prune_mappings
 from .retention import prune_fences, prune_requests
@@ -174,20 +174,4 @@ def _log_phase(name: str, phase: str, done: int, started: float) -> None:
 
 def engine_notes() -> list[str]:
     """Return what clearsessions can and cannot do with the configured session engine."""
-    engine = engines.engine()
-    if engine == "django.contrib.sessions.backends.cached_db":
-        return ["cached_db: expired rows are deleted; their cache copies expire by themselves."]
-    if engines.has_table():
-        return []
-    if cache_prefix() is not None:
-        return [
-            "SESSION_ENGINE is cache: the cache expires sessions by itself, so there is "
-            "nothing to delete; mapping rows whose session left the cache are pruned."
-        ]
-    if not engines.has_server_state():
-        return [
-            "SESSION_ENGINE is signed_cookies: sessions live only in the browser, so there "
-            "is nothing to clear server-side; mapping rows idle for longer than "
-            "SESSION_COOKIE_AGE are pruned."
-        ]
-    return [f"{engine}: expired sessions are cleared by the engine's own clear_expired()."]
+    return engines.current().notes()

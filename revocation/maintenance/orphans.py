@@ -8,21 +8,21 @@ slice, continuing where the previous one stopped; `clearsessions
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.core.cache import caches
-from django.db import DatabaseError, connections, router, transaction
+from django.db import router
 
-from .. import engines
+from .. import engines, sql
 from ..app_settings import app_settings
 from ..models import UserSession
-from ._base import Progress, cache_prefix, db_datetime, delete_in_batches, no_progress
+from ._base import Progress, delete_in_batches, no_progress
 
 logger = logging.getLogger("revocation")
 
@@ -35,115 +35,26 @@ def prune_mappings(
 ) -> tuple[int, int]:
     """Delete mapping rows whose session is gone or expired; return (pruned, relinked)."""
     progress = progress or no_progress
-    if engines.has_table():
-        model = engines.session_model()
+    engine = engines.current()
+    if engine.has_table:
+        model = engine.session_model()
         using = router.db_for_write(UserSession)
-        vendor = connections[using].vendor
-        if router.db_for_read(model) != using:
-            return _prune_by_lookup(model, now, batch_size, progress), 0
-        if vendor == "postgresql":
-            return _prune_by_snapshot(model, using, now, batch_size, progress), 0
-        if vendor == "sqlite":
-            return _prune_by_anti_join(model, using, now, batch_size, progress), 0
+        if router.db_for_read(model) == using:
+            step = partial(progress, "mappings")
+            pruned = sql.dialect(using).prune_orphans(model, now, batch_size, step)
+            if pruned is not None:
+                return pruned, 0
         return _prune_by_lookup(model, now, batch_size, progress), 0
-    if cache_prefix() is not None:
-        return _prune_by_cache(batch_size, progress)
-    if not engines.has_server_state():
+    if not engine.has_server_state:
         return _prune_idle(now, batch_size, progress), 0
-    return _prune_by_exists(batch_size, progress), 0
-
-
-def _prune_by_snapshot(
-    model: Any, using: str, now: datetime, batch: int, progress: Progress
-) -> int:
-    """Find every orphan with one read-only anti-join, then delete them `batch` at a time.
-
-    Checking each mapping row with its own probe into the session table costs a
-    random heap read per row (about 25 µs once the tables outgrow
-    shared_buffers: 12 s for 500k mappings); one hash anti-join reads each
-    table once (about 1 s). The orphans wait in a temporary table (server
-    side, on this connection) in physical order, so each batch deletes from
-    neighbouring pages, reached by TID scan. A row goes only if it is still the
-    same row with the same key: a mapping that moved to a new key meanwhile stays.
-    """
-    connection = connections[using]
-    qn = connection.ops.quote_name
-    mapping, key = qn(UserSession._meta.db_table), qn("session_key")
-    sessions = qn(model._meta.db_table)
-    session_key = qn(model._meta.pk.column)
-    expire = qn(model._meta.get_field("expire_date").column)
-    snapshot = qn("revocation_orphans")
-    with connection.cursor() as cursor:
-        cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{snapshot}")
-        cursor.execute(
-            f"CREATE TEMPORARY TABLE {snapshot} AS SELECT m.ctid AS tid, m.id, m.{key} "  # noqa: S608
-            f"FROM {mapping} m WHERE NOT EXISTS (SELECT 1 FROM {sessions} s "
-            f"WHERE s.{session_key} = m.{key} AND s.{expire} > %s)",
-            [now],
-        )
-        cursor.execute(f"CREATE INDEX ON {snapshot} (tid)")
-    progress("mappings", 0)
-    delete = (
-        f"WITH w AS (SELECT tid, id, {key} FROM {snapshot} WHERE tid > %s::tid "  # noqa: S608
-        f"ORDER BY tid LIMIT %s), d AS (DELETE FROM {mapping} m USING w "
-        # ctid = ANY(array) makes it a TID scan: a bare join on ctid is planned as a
-        # merge join walking the primary key from the start, batch after batch.
-        f"WHERE m.ctid = ANY(ARRAY(SELECT tid FROM w)) "
-        f"AND m.ctid = w.tid AND m.id = w.id AND m.{key} = w.{key} RETURNING 1) "
-        "SELECT (SELECT max(tid) FROM w)::text, (SELECT count(*) FROM d)"
-    )
-    after, pruned = "(0,0)", 0
-    try:
-        while True:
-            with transaction.atomic(using=using), connection.cursor() as cursor:
-                cursor.execute(delete, [after, batch])
-                last, count = cursor.fetchone()
-            if last is None:
-                return pruned
-            pruned += count
-            progress("mappings", pruned)
-            after = last
-    finally:
-        # A broken connection took the temporary table with it.
-        with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{snapshot}")
-
-
-def _prune_by_anti_join(
-    model: Any, using: str, now: datetime, batch: int, progress: Progress
-) -> int:
-    """Delete mappings with no live session row, one id window of `batch` rows at a time."""
-    connection = connections[using]
-    qn = connection.ops.quote_name
-    mapping, pk = qn(UserSession._meta.db_table), qn("id")
-    key = qn(UserSession._meta.get_field("session_key").column)
-    sessions = qn(model._meta.db_table)
-    session_key = qn(model._meta.pk.column)
-    expire = qn(model._meta.get_field("expire_date").column)
-    window_end = f"SELECT {pk} FROM {mapping} WHERE {pk} > %s ORDER BY {pk} LIMIT 1 OFFSET %s"  # noqa: S608
-    delete = (
-        f"DELETE FROM {mapping} WHERE {pk} > %s AND {pk} <= %s AND NOT EXISTS ("  # noqa: S608
-        f"SELECT 1 FROM {sessions} WHERE {sessions}.{session_key} = {mapping}.{key} "
-        f"AND {sessions}.{expire} > %s)"
-    )
-    cursor_id, pruned = 0, 0
-    while True:
-        with connection.cursor() as cursor:
-            cursor.execute(window_end, [cursor_id, batch - 1])
-            row = cursor.fetchone()
-        # The last window is open-ended: it also covers rows inserted meanwhile.
-        upper = row[0] if row else 2**63 - 1
-        with transaction.atomic(using=using), connection.cursor() as cursor:
-            cursor.execute(delete, [cursor_id, upper, db_datetime(using, now)])
-            pruned += cursor.rowcount
-        progress("mappings", pruned)
-        if row is None:
-            return pruned
-        cursor_id = upper
+    return _prune_by_store(engine, batch_size, progress)
 
 
 def _prune_by_lookup(model: Any, now: datetime, batch: int, progress: Progress) -> int:
-    """Delete mappings with no live session row when the two tables live in different databases."""
+    """Delete mappings with no live session row, looking their keys up a page at a time.
+
+    For tables in different databases, or a database with no set-based way in `sql`.
+    """
     pruned = 0
     for rows in _mapping_pages(batch):
         keys = [key for _, key, _ in rows]
@@ -155,20 +66,6 @@ def _prune_by_lookup(model: Any, now: datetime, batch: int, progress: Progress) 
         pruned += _delete_mappings([pk for pk, key, _ in rows if key not in live])
         progress("mappings", pruned)
     return pruned
-
-
-def _prune_by_cache(batch: int, progress: Progress) -> tuple[int, int]:
-    """Check mapped sessions in the cache, `batch` keys per round trip; owners come for free."""
-    prefix = cache_prefix() or ""
-    cache = caches[settings.SESSION_CACHE_ALIAS]
-    pruned = relinked = 0
-    for rows in _mapping_pages(batch):
-        found = cache.get_many([prefix + key for _, key, _ in rows])
-        sessions = {key: found.get(prefix + key) for _, key, _ in rows}
-        p, r = _reconcile_owners(rows, sessions)
-        pruned, relinked = pruned + p, relinked + r
-        progress("mappings", pruned)
-    return pruned, relinked
 
 
 def _prune_idle(now: datetime, batch: int, progress: Progress) -> int:
@@ -183,14 +80,23 @@ def _prune_idle(now: datetime, batch: int, progress: Progress) -> int:
     return delete_in_batches(idle, batch, "mappings", progress)
 
 
-def _prune_by_exists(batch: int, progress: Progress) -> int:
-    """Ask an engine we know nothing about whether each mapped session exists."""
-    store = engines.store_class()()
-    pruned = 0
+def _prune_by_store(engine: engines.Engine, batch: int, progress: Progress) -> tuple[int, int]:
+    """Ask the engine about each page of mapped sessions; return (pruned, relinked).
+
+    A cache hands the sessions back, `batch` keys per round trip, so owners come
+    for free; an engine we know nothing about is asked whether each one exists.
+    """
+    store = engine.store_class()
+    pruned = relinked = 0
     for rows in _mapping_pages(batch):
-        pruned += _delete_mappings([pk for pk, key, _ in rows if not store.exists(key)])
+        sessions = engine.stored([key for _, key, _ in rows])
+        if sessions is None:
+            pruned += _delete_mappings([pk for pk, key, _ in rows if not store.exists(key)])
+        else:
+            p, r = _reconcile_owners(rows, sessions)
+            pruned, relinked = pruned + p, relinked + r
         progress("mappings", pruned)
-    return pruned
+    return pruned, relinked
 
 
 # --- Ownership: the session names another user ---------------------------------------
@@ -206,11 +112,12 @@ def check_owners(
     covers the whole table over successive runs. Returns (pruned, relinked).
     """
     progress = progress or no_progress
-    if not engines.has_table():
+    engine = engines.current()
+    if not engine.has_table:
         # The cache engine checks owners while pruning; signed cookies have nothing to read.
         return 0, 0
-    model = engines.session_model()
-    store = engines.store_class()()
+    model = engine.session_model()
+    store = engine.store_class()
     cache = caches["default"]
     start = int(cache.get(OWNER_CURSOR_KEY, 0)) if limit is not None else 0
     checked = pruned = relinked = 0

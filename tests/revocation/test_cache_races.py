@@ -204,7 +204,7 @@ def test_a_session_reloaded_before_the_deleting_commit_is_evicted_after_it(
     u = make_user()
     client = logged_in_client(u)
     session_key = client.session.session_key
-    copy = (engines.cache_key_prefix() or "") + session_key
+    copy = (engines.current().cache_key_prefix or "") + session_key
     session_cache = caches[settings.SESSION_CACHE_ALIAS]
     assert session_cache.get(copy) is not None
 

@@ -23,7 +23,7 @@ def test_a_custom_engine_with_server_state_has_its_sessions_deleted(
     u, other = make_user(), make_user()
     mine = [logged_in_client(u).cookies["sessionid"].value for _ in range(2)]
     theirs = logged_in_client(other).cookies["sessionid"].value
-    assert not engines.has_table() and engines.cache_key_prefix() is None
+    assert not engines.has_table() and engines.current().cache_key_prefix is None
 
     request = services.revoke_user_sessions(u)
     services.run_request(request.pk, budget_seconds=60)

@@ -53,7 +53,7 @@ def stored(key: str) -> list[str]:
     found = []
     if engines.session_model().objects.filter(session_key=key).exists():
         found.append("row")
-    prefix = engines.cache_key_prefix()
+    prefix = engines.current().cache_key_prefix
     if prefix is not None and caches[django_settings.SESSION_CACHE_ALIAS].has_key(prefix + key):
         found.append("cached copy")
     if UserSession.objects.filter(session_key=key).exists():

@@ -15,6 +15,7 @@ from django.test import Client
 from django.utils import timezone
 
 from revocation import engines, maintenance, tasks
+from revocation.app_settings import app_settings
 from revocation.models import RevocationRequest, UserSession
 from tests.conftest import is_logged_in, logged_in_client
 from tests.support import wait_until
@@ -241,7 +242,7 @@ def test_signed_cookie_mappings_are_pruned_once_no_cookie_can_be_valid(
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
     user = make_user()
     now = timezone.now()
-    lifetime = timedelta(seconds=settings.SESSION_COOKIE_AGE + settings.REVOCATION_TOUCH_INTERVAL)
+    lifetime = timedelta(seconds=settings.SESSION_COOKIE_AGE + app_settings.TOUCH_INTERVAL)
     old = UserSession.objects.create(user=user, session_key="a" * 32, last_seen_at=now - lifetime)
     recent = UserSession.objects.create(user=user, session_key="b" * 32, last_seen_at=now)
 

@@ -1,0 +1,70 @@
+"""The engine strategy: each SESSION_ENGINE maps to one kind, subclasses and custom engines too."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.sessions.backends import cached_db
+
+from revocation import engines
+from revocation.models import UserSession
+
+
+class SessionStore(cached_db.SessionStore):
+    """A project's own cached_db subclass (this module is its SESSION_ENGINE)."""
+
+
+@pytest.mark.parametrize(
+    ("path", "kind", "table", "server_state", "cached"),
+    [
+        ("django.contrib.sessions.backends.db", engines.Table, True, True, False),
+        ("django.contrib.sessions.backends.cached_db", engines.CachedTable, True, True, True),
+        ("django.contrib.sessions.backends.cache", engines.Cache, False, True, True),
+        (
+            "django.contrib.sessions.backends.signed_cookies",
+            engines.SignedCookies,
+            False,
+            False,
+            False,
+        ),
+        ("django.contrib.sessions.backends.file", engines.Engine, False, True, False),
+        ("tests.memory_engine", engines.Engine, False, True, False),
+        (__name__, engines.CachedTable, True, True, True),
+    ],
+)
+def test_each_engine_maps_to_one_kind_by_its_hooks(
+    path: str, kind: type, table: bool, server_state: bool, cached: bool, settings: Any
+) -> None:
+    settings.SESSION_ENGINE = path
+    engine = engines.current()
+    assert type(engine) is kind
+    assert (engine.has_table, engine.has_server_state) == (table, server_state)
+    assert (engine.cache_key_prefix is not None) == cached
+    assert engines.has_table() is table and engines.has_server_state() is server_state
+
+
+def test_the_strategy_follows_the_setting(settings: Any) -> None:
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    first = engines.current()
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    assert type(engines.current()) is engines.Cache
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    assert engines.current() is first
+
+
+def test_an_engine_without_a_table_names_itself_when_asked_for_one(settings: Any) -> None:
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+    with pytest.raises(Exception, match="backends.cache' keeps no session table"):
+        engines.session_model()
+
+
+@pytest.mark.django_db
+def test_signed_cookies_delete_nothing_and_keep_every_mapping(
+    settings: Any, make_user: Any
+) -> None:
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    mapping = UserSession.objects.create(user=make_user(), session_key="cookie")
+    engine = engines.current()
+    assert engine.delete(["cookie"]) == 0
+    assert list(engine.live(UserSession.objects.all())) == [mapping]
