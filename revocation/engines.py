@@ -45,7 +45,7 @@ FILE_ENGINE = "django.contrib.sessions.backends.file"
 
 
 class Engine:
-    """A session engine with server state that revocation knows only through its SessionStore."""
+    """An engine with server state known only through its SessionStore; the base of every kind."""
 
     has_table = False
     has_server_state = True

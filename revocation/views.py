@@ -11,12 +11,13 @@ from django.contrib.auth import logout
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from . import permissions, selectors, services, sql
+from . import permissions, selectors, services
 from .exceptions import InvalidRequest
 from .forms import RevocationForm
 
@@ -119,7 +120,8 @@ def _check(ping: Any) -> str:
 
 
 def _ping_database() -> None:
-    sql.ping()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
 
 
 def _ping_broker() -> None:

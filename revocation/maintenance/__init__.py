@@ -3,6 +3,8 @@
 Every delete is batched, each batch its own short transaction, so memory stays
 flat and no row stays locked for long whatever the backlog. Each job runs
 under a lock of its own (`locks`): a second concurrent run logs and skips.
+What each session engine can clear is the engine strategy's (`engines`); the
+vendor statements that do it are `sql`'s.
 """
 
 from __future__ import annotations
