@@ -207,12 +207,12 @@ def load_sessions(data: Dataset, blob: str) -> float:
                     copy.write_row((key, blob, expire))
             with cur.copy(
                 "COPY revocation_usersession (user_id, session_key, created_at, last_seen_at, "
-                "ip, user_agent) FROM STDIN"
+                "ip, user_agent, login_id) FROM STDIN"
             ) as copy:
                 for i, (uid, key) in enumerate(data.sessions):
                     at = base + timedelta(milliseconds=i)
                     copy.write_row(
-                        (uid, key, at, at, f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", UA)
+                        (uid, key, at, at, f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", UA, "")
                     )
         conn.commit()
         conn.autocommit = True

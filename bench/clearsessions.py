@@ -170,13 +170,13 @@ def load(args: argparse.Namespace, size: int) -> dict[str, int]:
                     copy.write_row((key, blobs[i % 64], now + timedelta(seconds=offset)))
             with cur.copy(
                 "COPY revocation_usersession (user_id, session_key, created_at, last_seen_at, "
-                "ip, user_agent) FROM STDIN"
+                "ip, user_agent, login_id) FROM STDIN"
             ) as copy:
                 for n, i in enumerate(mapped):
                     at = now - timedelta(seconds=n % 86400)
-                    copy.write_row((1 + i % USERS, keys[i], at, at, "10.0.0.1", UA))
+                    copy.write_row((1 + i % USERS, keys[i], at, at, "10.0.0.1", UA, ""))
                 for n in range(gone):
-                    copy.write_row((1 + n % USERS, f"gone{n:028d}", now, now, "10.0.0.2", UA))
+                    copy.write_row((1 + n % USERS, f"gone{n:028d}", now, now, "10.0.0.2", UA, ""))
         conn.commit()
         conn.autocommit = True
         conn.execute("VACUUM ANALYZE auth_user, django_session, revocation_usersession")

@@ -6,8 +6,8 @@ reach the mutated function. Two legs, like CI's:
 
 1. the embedded default (SQLite + file cache): every target mutant;
 2. PostgreSQL + Redis: the modules with branches only those servers take - all of
-   deletion.py (the one-statement deletion: `_set_based`, `_delete_mapped_in_sql`)
-   and all of monotonic.py (its Redis branch).
+   deletion.py and sql/postgresql.py (the one-statement deletion), engines.py (the
+   eviction of cached copies from Redis) and monotonic.py (its Redis branch).
 
 A mutant counts as killed if a test failed (or timed out) on either leg. The
 report gives killed/total per module and overall; the last line is
@@ -49,6 +49,8 @@ MODULES = {
     "monotonic": ["revocation.monotonic.*"],
     "cachelock": ["revocation.cachelock.*"],
     "deletion": ["revocation.deletion.*"],
+    "engines": ["revocation.engines.*"],
+    "sql (PostgreSQL)": ["revocation.sql.postgresql.*"],
     "linking": ["revocation.linking.*"],
     "middleware": ["revocation.middleware.*"],
     "job pages (services.jobs)": ["revocation.services.jobs.*"],
@@ -56,7 +58,12 @@ MODULES = {
 TARGETS = [glob for globs in MODULES.values() for glob in globs]
 # Killed only on PostgreSQL + Redis: SQLite never takes the set-based deletion, and the
 # file cache never takes the Redis branches.
-SERVER_TARGETS = ["revocation.deletion.*", "revocation.monotonic.*"]
+SERVER_TARGETS = [
+    "revocation.deletion.*",
+    "revocation.engines.*",
+    "revocation.sql.postgresql.*",
+    "revocation.monotonic.*",
+]
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): a failing or timed-out test run
 # detected the mutant. 33 and 5 mean no test reached it.
 KILLED = {1, 3, 36, -24, 24, 152, 255}
