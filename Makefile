@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test conformance mutation lint bench lock clean
+.PHONY: run test conformance mutation lint bench dist lock clean
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -51,9 +51,16 @@ lint: $(STAMP)
 bench: $(STAMP)
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
+# The distribution of the reusable app (revocation/ alone): wheel and sdist in dist/.
+dist: $(STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	rm -rf *.egg-info
+
 # Re-pin the lock file after editing pyproject.toml.
 lock: $(STAMP)
-	$(BIN)/pip-compile --extra dev --strip-extras --quiet -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile --extra service --extra dev --strip-extras --quiet -o requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) var mutants
+	rm -rf $(VENV) var mutants dist *.egg-info
