@@ -12,7 +12,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from . import devices, permissions, services, targets
+from . import devices, permissions, selectors, services
 from .models import RevocationRequest, UserSession
 
 
@@ -84,7 +84,7 @@ class RevocationRequestAdmin(ReadOnlyAdmin):
 
     @admin.display(description="target")
     def target_display(self, obj: RevocationRequest) -> str:
-        return targets.describe(obj)
+        return selectors.describe_target(obj)
 
     @admin.display(description="progress")
     def progress(self, obj: RevocationRequest) -> str:
@@ -104,7 +104,7 @@ def _announce(admin_request: HttpRequest, revocation: RevocationRequest) -> None
             'Force logout accepted: <a href="{}">revocation #{}</a> ({}).',
             url,
             revocation.pk,
-            targets.describe(revocation),
+            selectors.describe_target(revocation),
         ),
     )
 
@@ -149,7 +149,8 @@ def force_logout_groups(
 def _add_action(model: Any, action: Any) -> None:
     """Add `action` to the admin already registered for `model` (auth's own admins)."""
     if admin.site.is_registered(model):
-        model_admin = admin.site.get_model_admin(model)
+        # The registry itself: AdminSite.get_model_admin() is Django 5.0+.
+        model_admin = admin.site._registry[model]
         model_admin.actions = [*(model_admin.actions or []), action]
 
 

@@ -25,7 +25,7 @@ from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Val
 from ninja.responses import Status
 from ninja.security import SessionAuth
 
-from . import permissions, selectors, services, targets
+from . import permissions, selectors, services
 from .app_settings import app_settings
 from .exceptions import InvalidRequest, RequestNotFound
 from .schemas import (
@@ -40,6 +40,15 @@ from .schemas import (
 from .throttling import UserRateThrottle
 
 View = Callable[..., HttpResponseBase]
+# Targets named as the JSON body names them, in error messages.
+JSON_SPELLING = services.Spelling(
+    users="user_ids",
+    group="group",
+    scope="scope (with value)",
+    everyone="all",
+    flag="all",
+    scope_example='{"scope": "org", "value": 42}',
+)
 
 
 class UserAuth(SessionAuth):
@@ -294,11 +303,12 @@ def create_revocation(request: HttpRequest, body: RevocationIn) -> Status[dict[s
     """
     named_scope = body.scope is not None or body.value is not None
     try:
-        target = targets.parse(
+        target = services.parse_target(
             user_ids=body.user_ids,
             group=body.group,
             scope=(body.scope, body.value) if named_scope else None,
             everyone=body.all,
+            spelling=JSON_SPELLING,
         )
         revocation = services.revoke(target, reason=body.reason, requested_by=request.user)
     except InvalidRequest as exc:

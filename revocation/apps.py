@@ -1,4 +1,4 @@
-"""App configuration: connects receivers and registers system checks."""
+"""App configuration: connects receivers, registers system checks and the Celery tasks."""
 
 from django.apps import AppConfig
 
@@ -11,4 +11,6 @@ class RevocationConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import checks, receivers  # noqa: F401
+        # tasks: registered with whatever Celery app the project runs, so the outbox can
+        # publish by name through the task itself (eager mode included) in every process.
+        from . import checks, receivers, tasks  # noqa: F401

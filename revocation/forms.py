@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 
-from . import targets
+from . import services
 from .app_settings import app_settings
 from .exceptions import InvalidRequest
 
@@ -19,14 +19,17 @@ TARGETS = [
 ]
 
 
-# The field an error in each kind of target belongs to.
+# The field an error in each kind of target belongs to, and the targets as the form names them.
 FIELD_OF = {"users": "usernames", "group": "group", "scope": "value"}
+FIELDS = services.Spelling(
+    users="usernames", group="group", scope="scope", everyone="everyone", flag="everyone"
+)
 
 
 class RevocationForm(forms.Form):
     """Who to log out and why; once valid, `parsed` is the target (from targets.parse())."""
 
-    parsed: targets.Target
+    parsed: services.Target
 
     target = forms.ChoiceField(choices=TARGETS, widget=forms.RadioSelect, initial="users")
     usernames = forms.CharField(
@@ -51,16 +54,19 @@ class RevocationForm(forms.Form):
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
         kind = data.get("target")
-        if kind is None or self.errors:
+        if kind == "scope" and not data.get("scope"):
+            self.add_error("scope", "Choose a scope.")
             return data
+        if kind is None or any(name in self.errors for name in FIELD_OF.values()):
+            return data  # a field of the target already failed its own checks
         names = [n for n in re.split(r"[\s,]+", data.get("usernames", "")) if n]
-        scope = (data.get("scope") or "", data.get("value") or "")
         try:
-            self.parsed = targets.parse(
-                users=names if kind == "users" else None,
+            self.parsed = services.parse_target(
+                usernames=names if kind == "users" else None,
                 group=data.get("group", "") if kind == "group" else None,
-                scope=scope if kind == "scope" else None,
+                scope=(data["scope"], data.get("value", "")) if kind == "scope" else None,
                 everyone=kind == "everyone",
+                spelling=FIELDS,
             )
         except InvalidRequest as exc:
             self.add_error(FIELD_OF.get(kind), str(exc))

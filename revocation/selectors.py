@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 
 from . import devices, engines, targets
@@ -27,12 +25,17 @@ def get_request(request_id: Any) -> RevocationRequest:
         raise RequestNotFound(f"no revocation request with id {request_id!r}") from exc
 
 
+def describe_target(revocation: RevocationRequest) -> str:
+    """Return who `revocation` targets, for people."""
+    return targets.describe(revocation)
+
+
 def request_summary(revocation: RevocationRequest) -> dict[str, Any]:
     """Return the JSON-safe status of a request (the `--json` and API shape)."""
     return {
         "id": revocation.pk,
         "state": revocation.state,
-        "target": targets.describe(revocation),
+        "target": describe_target(revocation),
         "reason": revocation.reason,
         "users_total": revocation.users_total,
         "users_done": revocation.users_done,
@@ -71,11 +74,3 @@ def user_session(user: Any, session_id: Any) -> UserSession | None:
 def recent_requests() -> QuerySet[RevocationRequest]:
     """Return revocation requests, newest first, with who asked."""
     return RevocationRequest.objects.select_related("requested_by").order_by("-created_at", "-pk")
-
-
-def user_ids_by_username(usernames: Iterable[str]) -> dict[str, Any]:
-    """Return {username: id} for those of `usernames` that exist."""
-    user_model = get_user_model()
-    field = user_model.USERNAME_FIELD
-    rows = user_model._default_manager.filter(**{f"{field}__in": list(usernames)})
-    return {str(name): pk for name, pk in rows.values_list(field, "pk")}

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group as AuthGroup
@@ -184,47 +184,72 @@ class Everyone(Target):
         return "everyone"
 
 
+class Spelling(NamedTuple):
+    """How a face names each target in its errors (its parameters, options or fields)."""
+
+    users: str = "user_ids"
+    group: str = "group"
+    scope: str = "scope"
+    everyone: str = "everyone=True"
+    flag: str = "everyone"
+    scope_example: str = "scope=('org', 42)"
+
+
+# The service's own keyword arguments.
+PYTHON = Spelling()
+
+
 KINDS: dict[str, type[Target]] = {
     kind.kind: kind for kind in (Users, Sessions, Group, Scope, Everyone)
 }
 
 
 def load(revocation: RevocationRequest) -> Target:
-    """Return the target stored on `revocation`."""
-    return KINDS[revocation.target].load(revocation)
+    """Return the target stored on `revocation`; InvalidTarget for a kind this release lacks."""
+    kind = KINDS.get(revocation.target)
+    if kind is None:
+        raise InvalidTarget(f"unknown target kind {revocation.target!r}")
+    return kind.load(revocation)
 
 
 def describe(revocation: RevocationRequest) -> str:
-    """Return who `revocation` targets, for people."""
-    return load(revocation).describe()
+    """Return who `revocation` targets, for people (the bare kind if this release lacks it)."""
+    kind = KINDS.get(revocation.target)
+    return kind.load(revocation).describe() if kind is not None else str(revocation.target)
 
 
 def parse(
     *,
     user_ids: Any = None,
     users: Any = None,
+    usernames: Any = None,
     group: Any = None,
     scope: Any = None,
     everyone: Any = False,
+    spelling: Spelling = PYTHON,
 ) -> Target:
     """Return the one target given, checked; raise an InvalidRequest subclass otherwise.
 
     `user_ids` are primary keys; `users` are usernames or (ASCII-digit) ids, as
-    people type them; `scope` is a (name, value) pair. Everyone is reached only
-    by `everyone=True`: a blank group, scope, value or user is an error, never a
-    wider target.
+    people type them; `usernames` are usernames only; `scope` is a (name, value)
+    pair. Everyone is reached only by `everyone=True`: a blank group, scope, value
+    or user is an error, never a wider target. Errors name the targets as
+    `spelling` says the caller does.
     """
     if not isinstance(everyone, bool):
-        raise InvalidTarget(f"everyone must be True or False, got {everyone!r}")
-    given = [x is not None for x in (user_ids, users, group, scope)] + [everyone]
+        raise InvalidTarget(f"{spelling.flag} must be True or False, got {everyone!r}")
+    given = [x is not None for x in (user_ids, users, usernames, group, scope)] + [everyone]
     if sum(given) != 1:
         raise InvalidTarget(
-            "give exactly one target: users, a group, a scope with its value, or everyone"
+            f"give exactly one target: {spelling.users}, {spelling.group}, "
+            f"{spelling.scope} or {spelling.everyone}"
         )
     if user_ids is not None:
         return Users(tuple(check_user_ids(user_ids)))
-    if users is not None:
-        return Users(tuple(check_user_ids(user_ids_of(users))))
+    if users is not None or usernames is not None:
+        named = users if users is not None else usernames
+        ids = user_ids_of(named, what=spelling.users, ids_too=users is not None)
+        return Users(tuple(check_user_ids(ids)))
     if group is not None:
         return Group(check_group(group))
     if scope is not None:
@@ -232,7 +257,7 @@ def parse(
             raise InvalidTarget(f"scope must be a (name, value) pair, got {scope!r}")
         name, value = scope
         if name is None or value is None:
-            raise InvalidTarget("scope and value go together, e.g. ('org', 42)")
+            raise InvalidTarget(f"scope and value go together, e.g. {spelling.scope_example}")
         name = clean_text(name, "scope name", max_length=64)
         return Scope(name, check_scope_value(name, value))
     return Everyone()
@@ -293,23 +318,27 @@ def check_scope_value(name: str, value: Any) -> str:
     return text
 
 
-def user_ids_of(users: Any) -> list[Any]:
-    """Return the ids of `users` (usernames or ASCII-digit ids); UnknownUser if one is neither."""
+def user_ids_of(users: Any, *, what: str = "users", ids_too: bool = True) -> list[Any]:
+    """Return the ids of the users named in `users` (or numbered: ASCII digits, if `ids_too`).
+
+    Raises UnknownUser naming every value that is neither.
+    """
     if isinstance(users, str | bytes) or not isinstance(users, Iterable):
-        raise InvalidTarget(f"users must be a list of usernames or ids, got {users!r}")
-    names = [clean_text(u, "user", max_length=255, blank=True) for u in users]
+        raise InvalidTarget(f"{what} must be a list of usernames or ids, got {users!r}")
+    names = [clean_text(u, what, max_length=255, blank=True) for u in users]
     if not names:
         raise InvalidTarget("name at least one user")
     user_model = get_user_model()
     rows = user_model._default_manager.filter(**{f"{user_model.USERNAME_FIELD}__in": names})
     found = {str(name): pk for name, pk in rows.values_list(user_model.USERNAME_FIELD, "pk")}
     # isdigit() alone accepts "١٢" and "²": only ASCII digits are an id.
-    numbers = [n for n in names if n not in found and n.isascii() and n.isdigit()]
+    numbers = [n for n in names if ids_too and n not in found and n.isascii() and n.isdigit()]
     existing = set(user_model._default_manager.filter(pk__in=numbers).values_list("pk", flat=True))
     found.update({n: int(n) for n in numbers if int(n) in existing})
     missing = [n for n in names if n not in found]
     if missing:
-        raise UnknownUser(f"unknown user {', '.join(map(repr, missing))}: no such username or id")
+        kind = "username or id" if ids_too else "username"
+        raise UnknownUser(f"unknown user {', '.join(map(repr, missing))}: no such {kind}")
     return [found[n] for n in names]
 
 

@@ -36,7 +36,7 @@ def process_request(self: Any, request_id: int) -> None:
     if more:
         # Through the outbox: if the broker is down right now, the row is flagged and
         # the sweeper hands it on as soon as it is back, instead of after a stall.
-        services.outbox.publish(request_id)
+        services.hand_on(request_id)
 
 
 @shared_task(name="revocation.sweep_outbox", acks_late=True)

@@ -3,14 +3,8 @@
 from __future__ import annotations
 
 from asgiref.sync import sync_to_async
-from django.contrib.auth import (
-    alogin,
-    aupdate_session_auth_hash,
-    get_user_model,
-    login,
-    logout,
-    update_session_auth_hash,
-)
+from django.contrib import auth
+from django.contrib.auth import get_user_model, login, logout, update_session_auth_hash
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import include, path
 
@@ -24,7 +18,7 @@ def login_as(request: HttpRequest, user_id: int) -> HttpResponse:
 async def alogin_as(request: HttpRequest, user_id: int) -> HttpResponse:
     """Log in as `user_id` through the async API."""
     user = await get_user_model().objects.aget(pk=user_id)
-    await alogin(request, user)
+    await auth.alogin(request, user)  # Django 5.0+
     return HttpResponse("ok")
 
 
@@ -38,7 +32,7 @@ async def arehash(request: HttpRequest) -> HttpResponse:
     """Call aupdate_session_auth_hash for the current user."""
     # aupdate_session_auth_hash compares with request.user, which resolves synchronously.
     await sync_to_async(lambda: request.user.pk)()
-    await aupdate_session_auth_hash(request, request.user)  # type: ignore[arg-type]
+    await auth.aupdate_session_auth_hash(request, request.user)  # type: ignore[arg-type]
     return HttpResponse("ok")
 
 

@@ -174,6 +174,11 @@ def _log_phase(name: str, phase: str, done: int, started: float) -> None:
     )
 
 
+def lock_name() -> str:
+    """Return the name of the lock that keeps maintenance runs one at a time."""
+    return locks.backend_name()
+
+
 def engine_notes() -> list[str]:
     """Return what clearsessions can and cannot do with the configured session engine."""
     return engines.current().notes()

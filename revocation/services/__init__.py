@@ -1,17 +1,20 @@
 """Writes, one module per concern; the names of the public contract are re-exported here.
 
 - `links`: the user-to-session link (UserSession rows) and the sign-in stamps;
-- `requests`: accepting a revocation (its row, fences and publish), ending one session;
+- `revocations`: accepting a revocation (its row, fences and publish), ending one session;
 - `outbox`: publishing the work to Celery, and the sweeper that re-publishes;
 - `jobs`: carrying a request out, page by page, on a worker;
 - `backfill`: linking the sessions that existed before the app was installed.
 """
 
+from ..targets import Spelling, Target
+from ..targets import parse as parse_target
 from .backfill import backfill_page
 from .jobs import fail_request, run_request
 from .links import link_session, stamp_sign_in, touch_session
+from .outbox import hand_on
 from .outbox import sweep as sweep_outbox
-from .requests import (
+from .revocations import (
     Ended,
     end_session,
     limit_sessions,
@@ -22,10 +25,14 @@ from .requests import (
 
 __all__ = [
     "Ended",
+    "Spelling",
+    "Target",
     "backfill_page",
     "end_session",
     "fail_request",
+    "hand_on",
     "limit_sessions",
+    "parse_target",
     "link_session",
     "revoke",
     "revoke_sessions",

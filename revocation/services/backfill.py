@@ -9,11 +9,20 @@ from django.contrib.auth import SESSION_KEY, get_user_model
 from django.utils import timezone
 
 from .. import engines, stamps
+from ..exceptions import InvalidRequest
 from ..models import UserSession
 
 
 def backfill_page(*, after: str, batch: int) -> tuple[str | None, int]:
-    """Link one keyset page of stored sessions after `after`; return (next cursor, linked)."""
+    """Link one keyset page of stored sessions after `after`; return (next cursor, linked).
+
+    Raises InvalidRequest for an engine with no session table to scan.
+    """
+    if not engines.has_table():
+        raise InvalidRequest(
+            f"SESSION_ENGINE {engines.engine()!r} keeps no session table to scan; "
+            "only the db and cached_db engines can be backfilled."
+        )
     model = engines.session_model()
     store = engines.store_class()()
     rows = list(

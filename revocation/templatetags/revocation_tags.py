@@ -10,7 +10,7 @@ from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince
 
-from revocation import targets
+from revocation import selectors
 from revocation.models import RevocationRequest
 
 register = template.Library()
@@ -19,7 +19,7 @@ register = template.Library()
 @register.filter
 def target(revocation: RevocationRequest) -> str:
     """Describe who `revocation` targets."""
-    return targets.describe(revocation)
+    return selectors.describe_target(revocation)
 
 
 @register.filter

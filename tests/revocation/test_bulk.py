@@ -222,7 +222,7 @@ def test_invalid_targets_raise_and_create_nothing(
         # Non-ASCII digits are not ids (isdigit() says they are).
         (["--user", "\u0661"], "unknown user '\u0661'"),
         (["--user", "\u00b2"], "unknown user '\u00b2'"),
-        (["--user", "a\x00"], "user must not contain NUL"),
+        (["--user", "a\x00"], "--user must not contain NUL"),
         (["--all", "--no-input", "--reason", "r" * 256], "reason is 256 characters long"),
     ],
 )

@@ -9,20 +9,19 @@ from typing import IO, Any
 
 from tqdm import tqdm
 
-from revocation import targets
 from revocation.models import RevocationRequest
-from revocation.selectors import get_request, request_summary
+from revocation.selectors import describe_target, get_request, request_summary
 
 
 def json_line(revocation: RevocationRequest) -> str:
-    """Return the one-line JSON status of `request`."""
+    """Return the one-line JSON status of `revocation`."""
     return json.dumps(request_summary(revocation), sort_keys=True)
 
 
 def describe(revocation: RevocationRequest) -> str:
-    """Return a one-line human status of `request`."""
+    """Return a one-line human status of `revocation`."""
     line = (
-        f"Revocation #{revocation.pk} {revocation.state}: {targets.describe(revocation)}, "
+        f"Revocation #{revocation.pk} {revocation.state}: {describe_target(revocation)}, "
         f"users {revocation.users_done}/{revocation.users_total}, "
         f"sessions revoked {revocation.sessions_revoked}"
     )
@@ -50,7 +49,7 @@ def wait(request_id: int, *, stream: IO[str] = sys.stderr, poll: float = 0.5) ->
 def _wait_with_bar(
     revocation: RevocationRequest, stream: IO[str], poll: float
 ) -> RevocationRequest:
-    """Show a progress bar of users done (with rate and ETA) until `request` finishes."""
+    """Show a progress bar of users done (with rate and ETA) until `revocation` finishes."""
     with tqdm(
         total=revocation.users_total or None, unit="user", file=stream, dynamic_ncols=True
     ) as bar:

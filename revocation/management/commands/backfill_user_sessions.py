@@ -7,8 +7,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from revocation import engines, services
+from revocation import services
 from revocation.app_settings import app_settings
+from revocation.exceptions import InvalidRequest
 
 
 class Command(BaseCommand):
@@ -24,18 +25,16 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        if not engines.has_table():
-            raise CommandError(
-                f"SESSION_ENGINE {engines.engine()!r} keeps no session table to scan; "
-                "only the db and cached_db engines can be backfilled."
-            )
         if options["batch"] < 1:
             raise CommandError(f"--batch must be at least 1, got {options['batch']}")
         cursor: str | None = options["after"]
         linked = scanned_pages = 0
         started = time.monotonic()
         while cursor is not None:
-            cursor, count = services.backfill_page(after=cursor, batch=options["batch"])
+            try:
+                cursor, count = services.backfill_page(after=cursor, batch=options["batch"])
+            except InvalidRequest as exc:
+                raise CommandError(str(exc)) from exc
             if cursor is None:
                 break
             linked += count

@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
-from revocation import locks, maintenance
+from revocation import maintenance
 
 
 class Command(BaseCommand):
@@ -65,7 +65,7 @@ class Command(BaseCommand):
             self.stdout.write(json.dumps(summary.as_dict(), sort_keys=True))
         elif summary.skipped:
             self.stdout.write(
-                f"Skipped: another clearsessions run holds the {locks.backend_name()} lock."
+                f"Skipped: another clearsessions run holds the {maintenance.lock_name()} lock."
             )
         else:
             self.stdout.write(

@@ -6,10 +6,20 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from revocation import services, targets
+from revocation import services
 from revocation.exceptions import InvalidRequest
 
 from ._output import emit, wait
+
+# Targets named as the command line names them, in error messages.
+OPTIONS = services.Spelling(
+    users="--user",
+    group="--group",
+    scope="--scope",
+    everyone="--all",
+    flag="--all",
+    scope_example="--scope org=42",
+)
 
 
 class Command(BaseCommand):
@@ -39,11 +49,12 @@ class Command(BaseCommand):
         if options["all"] and options["interactive"]:
             self._confirm_all()
         try:
-            target = targets.parse(
+            target = services.parse_target(
                 users=options["user"],
                 group=options["group"],
                 scope=self._scope(options["scope"]),
                 everyone=options["all"],
+                spelling=OPTIONS,
             )
             revocation = services.revoke(target, reason=options["reason"])
         except InvalidRequest as exc:
