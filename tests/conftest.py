@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -59,9 +60,10 @@ def make_user(db: Any) -> Any:
 @pytest.fixture
 def start_worker(transactional_db: Any, tmp_path: Any) -> Any:
     """Return a function that starts a real Celery worker subprocess (stopped at teardown)."""
-    from tests.support import Worker
+    from tests.support import Worker, purge_run_queue
 
-    _purge_run_queue()
+    # Before the test body publishes anything, so a worker test counts only its own tasks.
+    purge_run_queue()
     workers: list[Worker] = []
 
     def start(*, beat: bool = False, concurrency: int = 1, **env: str) -> Worker:
@@ -76,17 +78,14 @@ def start_worker(transactional_db: Any, tmp_path: Any) -> Any:
         worker.kill()
 
 
-def _purge_run_queue() -> None:
-    """Drop the messages earlier tests left on this run's queue (tasks no worker took).
+@pytest.fixture(scope="session", autouse=True)
+def _delete_run_queue() -> Iterator[None]:
+    """Delete this run's queue from RabbitMQ at the end: a durable queue outlives the run."""
+    yield
+    from tests.support import delete_run_queue, uses_rabbitmq
 
-    Before the test body publishes anything, so a worker test counts only its own tasks.
-    """
-    from celery import current_app
-    from django.conf import settings
-
-    with current_app.connection_for_write() as connection:
-        channel: Any = connection.default_channel  # kombu types it as the minimal StdChannel
-        channel.queue_purge(settings.CELERY_TASK_DEFAULT_QUEUE)
+    if uses_rabbitmq():
+        delete_run_queue()
 
 
 # The two permissions of revocation.permissions: start revocations, and read them.

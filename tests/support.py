@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import selectors
+import shutil
 import signal
 import socket
 import subprocess
@@ -13,7 +15,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import pytest
 from django.conf import settings
 from django.core.cache import caches
 from django.db import connection
@@ -188,48 +192,185 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@contextmanager
-def private_redis(directory: Path, port: int) -> Iterator[Callable[[], None]]:
-    """Run a redis-server of our own on `port`; yields a function that (re)starts it."""
-    processes: list[subprocess.Popen[bytes]] = []
+def uses_rabbitmq() -> bool:
+    """Return whether this test run's broker is RabbitMQ (CELERY_BROKER_URL amqp://...)."""
+    return str(settings.CELERY_BROKER_URL).startswith(("amqp://", "amqps://", "pyamqp://"))
 
-    def start() -> None:
-        processes.append(
-            subprocess.Popen(
+
+def broker_url_at(port: int) -> str:
+    """Return the URL of a broker of this run's kind listening on `port` of the loopback."""
+    if not uses_rabbitmq():
+        return f"redis://127.0.0.1:{port}/0"
+    # This run's RabbitMQ user and vhost, on another port.
+    parts = urlsplit(str(settings.CELERY_BROKER_URL))
+    credentials = parts.netloc.rpartition("@")[0]
+    return urlunsplit(parts._replace(netloc=f"{credentials}@127.0.0.1:{port}"))
+
+
+def purge_run_queue() -> None:
+    """Drop the messages on this run's queue: tasks of earlier tests that no worker took."""
+    from celery import current_app
+
+    with current_app.connection_for_write() as connection:
+        queue = current_app.amqp.queues[settings.CELERY_TASK_DEFAULT_QUEUE]
+        bound = queue.bind(connection.default_channel)
+        # RabbitMQ refuses to purge a queue nobody declared yet (the run's first test).
+        bound.declare()
+        bound.purge()
+
+
+def delete_run_queue() -> None:
+    """Delete this run's queue: on RabbitMQ it would outlive the run (it is durable)."""
+    from celery import current_app
+
+    with current_app.connection_for_write() as connection:
+        queue = current_app.amqp.queues[settings.CELERY_TASK_DEFAULT_QUEUE]
+        queue.bind(connection.default_channel).delete()
+
+
+def ready_messages(broker_url: str) -> int:
+    """Return how many messages wait on this run's queue at `broker_url`."""
+    from kombu import Connection
+
+    with Connection(broker_url) as connection:
+        channel: Any = connection.default_channel  # kombu types it as the minimal StdChannel
+        declared = channel.queue_declare(queue=settings.CELERY_TASK_DEFAULT_QUEUE, passive=True)
+        return int(declared.message_count)
+
+
+class PrivateBroker:
+    """A broker of this run's kind that one test may take down and bring back.
+
+    On Redis, a redis-server of the test's own. The shared RabbitMQ server cannot be
+    stopped: its clients reach it through a TCP proxy of the test's own instead, and
+    cutting the proxy (every connection closed, new ones refused) is what a broker
+    outage looks like to them.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.url = broker_url_at(self.port)
+        self.kind = "amqp" if uses_rabbitmq() else "redis"
+        self._redis: subprocess.Popen[bytes] | None = None
+        self._proxy: _Proxy | None = None
+
+    def start(self) -> None:
+        """Start serving on `port` (a Redis server starts empty)."""
+        if self.kind == "amqp":
+            server = urlsplit(str(settings.CELERY_BROKER_URL))
+            self._proxy = _Proxy(self.port, (server.hostname or "127.0.0.1", server.port or 5672))
+        else:
+            self._redis = subprocess.Popen(
                 [
                     "redis-server",
-                    "--port",
-                    str(port),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                    "--dir",
-                    str(directory),
+                    *("--port", str(self.port), "--bind", "127.0.0.1"),
+                    *("--save", "", "--appendonly", "no", "--dir", str(self.directory)),
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        )
-        wait_until(lambda: _port_open(port), timeout=30, what="private redis")
+        wait_until(lambda: _port_open(self.port), timeout=30, what="the private broker")
 
+    def stop(self) -> None:
+        """Take the broker down: every client connection drops, new ones are refused."""
+        if self._proxy is not None:
+            self._proxy.close()
+            self._proxy = None
+        if self._redis is not None:
+            subprocess.run(
+                ["redis-cli", "-p", str(self.port), "shutdown", "nosave"],
+                check=False,
+                capture_output=True,
+            )
+            self._redis.wait(timeout=30)
+            self._redis = None
+        wait_until(lambda: not _port_open(self.port), timeout=30, what="the broker to stop")
+
+
+@contextmanager
+def private_broker(directory: Path) -> Iterator[PrivateBroker]:
+    """Yield a PrivateBroker, empty and down until started; it is stopped on the way out."""
+    broker = PrivateBroker(directory)
+    if broker.kind == "amqp":
+        # The shared server holds this run's queue: drop what earlier tests left there.
+        purge_run_queue()
     try:
-        yield start
+        yield broker
     finally:
-        for p in processes:
-            if p.poll() is None:
-                p.terminate()
-                p.wait(timeout=10)
+        if broker._proxy is not None or broker._redis is not None:
+            broker.stop()
 
 
-def stop_redis(port: int) -> None:
-    """Shut the private redis-server on `port` down."""
-    subprocess.run(
-        ["redis-cli", "-p", str(port), "shutdown", "nosave"], check=False, capture_output=True
-    )
-    wait_until(lambda: not _port_open(port), timeout=30, what="private redis to stop")
+# The private broker of the Redis legs is a redis-server; RabbitMQ's is a proxy.
+needs_private_broker = pytest.mark.skipif(
+    not uses_rabbitmq() and shutil.which("redis-server") is None, reason="needs redis-server"
+)
+
+
+class _Proxy:
+    """Forward TCP connections from a loopback port to `upstream`, until closed."""
+
+    def __init__(self, port: int, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.listener = socket.create_server(("127.0.0.1", port))
+        self.closing = threading.Event()
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        """Close the listener and every connection through the proxy."""
+        self.closing.set()
+        self.thread.join(timeout=10)
+
+    def _serve(self) -> None:
+        # One thread, one selector: each readable socket's bytes go to its peer.
+        selector = selectors.DefaultSelector()
+        selector.register(self.listener, selectors.EVENT_READ)
+        peers: dict[socket.socket, socket.socket] = {}
+        try:
+            while not self.closing.is_set():
+                for key, _ in selector.select(timeout=0.1):
+                    sock = key.fileobj
+                    assert isinstance(sock, socket.socket)
+                    if sock is self.listener:
+                        self._accept(selector, peers)
+                    elif sock in peers and not self._forward(sock, peers[sock]):
+                        # One end closed: close the other too, as a broker going away does.
+                        peer = peers.pop(sock)
+                        del peers[peer]
+                        for end in (sock, peer):
+                            selector.unregister(end)
+                            end.close()
+        finally:
+            for end in [self.listener, *peers]:
+                end.close()
+            selector.close()
+
+    def _accept(
+        self, selector: selectors.BaseSelector, peers: dict[socket.socket, socket.socket]
+    ) -> None:
+        client = self.listener.accept()[0]
+        try:
+            server = socket.create_connection(self.upstream, timeout=10)
+        except OSError:
+            client.close()
+            return
+        client.settimeout(10)
+        peers[client], peers[server] = server, client
+        selector.register(client, selectors.EVENT_READ)
+        selector.register(server, selectors.EVENT_READ)
+
+    @staticmethod
+    def _forward(source: socket.socket, target: socket.socket) -> bool:
+        """Pass what `source` sent on to `target`; return False once either end closed."""
+        try:
+            data = source.recv(65536)
+            if data:
+                target.sendall(data)
+        except OSError:
+            return False
+        return bool(data)
 
 
 def _port_open(port: int) -> bool:

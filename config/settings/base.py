@@ -166,13 +166,22 @@ STORAGES = {
 # Folders the embedded default writes into, created at startup by workers.apps (not here).
 LOCAL_FOLDERS = [VAR_DIR, STATIC_ROOT]
 
-# --- Celery: at-least-once delivery on Redis (DESIGN §5) --------------------
+# --- Celery: at-least-once delivery on Redis or RabbitMQ (DESIGN §5) -------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 BROKER_DIR = Path(env.str("REVOCATION_BROKER_DIR", default=str(VAR_DIR / "broker")))
-if CELERY_BROKER_URL.startswith("filesystem://"):
+_broker_scheme = CELERY_BROKER_URL.split("://", 1)[0]
+# A web process whose broker is down gives up publishing after a few quick connection
+# attempts (every kombu transport reads these), each bounded by the transport's timeouts.
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+    "max_retries": 3,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 2,
+}
+if _broker_scheme == "filesystem":
     # Producer and consumer must share one absolute folder (kombu does not create it).
     LOCAL_FOLDERS += [BROKER_DIR / "processed", BROKER_DIR / "control"]
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR),
         "data_folder_out": str(BROKER_DIR),
         "processed_folder": str(BROKER_DIR / "processed"),
@@ -182,24 +191,35 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # The folder is polled; 1 s (the default) adds a second to every hand-off.
         "polling_interval": 0.2,
     }
-else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {
+elif _broker_scheme in ("redis", "rediss"):
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
         # Above the longest task, or Redis redelivers it while it still runs. The app's
         # setting, read from the environment (Django's settings are not built yet).
         "visibility_timeout": AppSettings(project_settings=None).VISIBILITY_TIMEOUT,
         # A black-holed broker must not block .delay() in a web handler forever.
         "socket_timeout": 5,
         "socket_connect_timeout": 5,
-        "max_retries": 3,
-        "interval_start": 0,
-        "interval_step": 0.5,
-        "interval_max": 2,
     }
-if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     # kombu's Redis transport, fixed: with it, a worker running a task when Redis went
     # away exited ("'NoneType' object has no attribute 'hostname'") instead of
     # reconnecting. Cause and fix in workers/broker.py.
     CELERY_BROKER_TRANSPORT = "workers.broker:RedisTransport"
+elif _broker_scheme in ("amqp", "amqps", "pyamqp"):
+    # RabbitMQ has no visibility timeout: an unacknowledged task comes back when the
+    # connection of the worker holding it closes, however long the task runs.
+    CELERY_BROKER_TRANSPORT_OPTIONS |= {
+        # A publish returns once RabbitMQ has the message (as Redis answers the LPUSH),
+        # not when it is written to a socket that may be about to drop.
+        "confirm_publish": True,
+        # Connecting and the handshake are bounded by broker_connection_timeout (4 s);
+        # these bound the waits after it (the confirm, opening a channel), so a
+        # black-holed broker cannot block .delay() in a web handler forever.
+        "read_timeout": 5,
+        "write_timeout": 5,
+    }
+    # A worker drops a silent connection (a dead route sends no FIN) after two missed
+    # heartbeats: 60 s, against 120 s with RabbitMQ's 60 s. Publishers send none.
+    CELERY_BROKER_HEARTBEAT = 30
 # Reconnect for as long as the broker is down: the default gives up after 100 tries
 # (about 46 minutes at 2, 4, ... 30 s apart) and the worker exits, needing a restart.
 CELERY_BROKER_CONNECTION_MAX_RETRIES = None

@@ -32,7 +32,7 @@ def test_two_deliveries_on_two_worker_processes_revoke_each_session_once(
     worker = start_worker(concurrency=2)
 
     request = services.revoke_sessions(scope=("turnstile", str(gate)))
-    # The same task twice, as Redis redelivers it or the sweeper re-enqueues a slow job.
+    # The same task twice, as the broker redelivers it or the sweeper re-enqueues a slow job.
     assert outbox.publish(request.pk)
     wait_until(lambda: worker.tasks_received() == 2, timeout=60, what="both deliveries")
     wait_until(lambda: calls(str(gate)) >= 1, timeout=60, what="a job inside page 1")

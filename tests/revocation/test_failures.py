@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,10 +17,10 @@ from tests.support import (
     ROOT,
     assert_sessions_gone,
     black_hole,
-    free_port,
-    private_redis,
+    broker_url_at,
+    needs_private_broker,
+    private_broker,
     session_key,
-    stop_redis,
     subprocess_env,
     wait_until,
 )
@@ -54,7 +53,8 @@ def test_worker_killed_mid_request_then_a_fresh_worker_finishes_it(
     gate.unlink()
     settings.REVOCATION_STALL_TIMEOUT = 0
     start_worker()
-    # Redis would redeliver after its visibility timeout; the sweeper does not wait for it.
+    # The broker brings the task back too (RabbitMQ at once, Redis after its visibility
+    # timeout); the sweeper does not wait for it, and the duplicate is harmless.
     assert services.sweep_outbox() == [request.pk]
 
     wait_done(request)
@@ -67,21 +67,19 @@ def test_worker_killed_mid_request_then_a_fresh_worker_finishes_it(
 
 
 @pytest.mark.worker
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+@needs_private_broker
 def test_broker_down_request_stays_pending_then_the_sweeper_completes_it(
     make_user: Any, settings: Any, start_worker: Any, wait_done: Any, tmp_path: Path
 ) -> None:
-    port = free_port()
-    broker = f"redis://127.0.0.1:{port}/0"
     u = make_user(username="victim")
     clients = [logged_in_client(u), logged_in_client(u)]
 
-    with private_redis(tmp_path, port) as start_redis:
+    with private_broker(tmp_path) as broker:
         # The broker is down: the web side still accepts the request and returns.
         result = subprocess.run(
             [sys.executable, "manage.py", "revoke_sessions", "--user", "victim", "--json"],
             cwd=ROOT,
-            env=subprocess_env(CELERY_BROKER_URL=broker),
+            env=subprocess_env(CELERY_BROKER_URL=broker.url),
             capture_output=True,
             text=True,
             timeout=120,
@@ -96,16 +94,15 @@ def test_broker_down_request_stays_pending_then_the_sweeper_completes_it(
         assert UserSession.objects.filter(user=u).count() == 2
 
         # The broker comes back; beat's sweeper re-enqueues, the worker completes.
-        start_redis()
+        broker.start()
         settings.REVOCATION_SWEEP_INTERVAL = 1
         beat.install([Entry("revocation.sweep_outbox", "revocation.sweep_outbox", 1)])
-        start_worker(beat=True, CELERY_BROKER_URL=broker)
+        start_worker(beat=True, CELERY_BROKER_URL=broker.url)
         wait_done(request)
         assert request.state == State.DONE
         assert request.sessions_revoked == 2
         assert_sessions_gone(session_key(c) for c in clients)
         assert not any(is_logged_in(c) for c in clients)
-        stop_redis(port)
 
 
 def test_sweeper_requeues_failed_publishes_and_stalled_requests_only(
@@ -151,7 +148,7 @@ def test_a_broker_that_never_answers_delays_the_request_but_loses_nothing(
         result = subprocess.run(
             [sys.executable, "manage.py", "shell", "-c", code],
             cwd=ROOT,
-            env=subprocess_env(CELERY_BROKER_URL=f"redis://127.0.0.1:{port}/0"),
+            env=subprocess_env(CELERY_BROKER_URL=broker_url_at(port)),
             capture_output=True,
             text=True,
             timeout=120,

@@ -1,13 +1,13 @@
 """The broker redelivers a task whose worker died: nothing but Celery's settings bring it back.
 
 The sweeper would recover these jobs too, after REVOCATION_STALL_TIMEOUT; here that is an
-hour and no beat runs, so only `task_reject_on_worker_lost` and `acks_late` can.
+hour and no beat runs, so only `task_reject_on_worker_lost` and `acks_late` can. Redis
+redelivers after its visibility timeout; RabbitMQ when the worker's connection closes.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import time
 from pathlib import Path
@@ -22,10 +22,11 @@ from revocation.services import outbox
 from tests.conftest import logged_in_client
 from tests.support import (
     assert_sessions_gone,
-    free_port,
     hold_page,
-    private_redis,
+    needs_private_broker,
+    private_broker,
     publish_to,
+    ready_messages,
     session_key,
     wait_until,
 )
@@ -76,36 +77,41 @@ def test_a_task_whose_pool_process_was_killed_is_run_again(
     assert worker.tasks_received() == 2, log[-3000:]
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
-def test_a_task_of_a_killed_worker_comes_back_after_the_visibility_timeout(
+@needs_private_broker
+def test_a_task_of_a_killed_worker_is_delivered_again(
     gated_job: Any, start_worker: Any, wait_done: Any, tmp_path: Path, monkeypatch: Any
 ) -> None:
-    port = free_port()
-    broker = f"redis://127.0.0.1:{port}/0"
-    env = {
-        "CELERY_BROKER_URL": broker,
-        "REVOCATION_VISIBILITY_TIMEOUT": str(VISIBILITY_SECONDS),
-    }
-    with private_redis(tmp_path, port) as start_redis:
-        start_redis()
+    with private_broker(tmp_path) as broker:
+        broker.start()
+        env = {
+            "CELERY_BROKER_URL": broker.url,
+            "REVOCATION_VISIBILITY_TIMEOUT": str(VISIBILITY_SECONDS),
+        }
         worker = start_worker(**env)
         # Accept without publishing to this run's broker; the task goes to the private one.
         monkeypatch.setattr(outbox, "publish", lambda request_id: True)
         request, gate, keys = gated_job()
-        publish_to(broker, request.pk)
+        publish_to(broker.url, request.pk)
         wait_until(gate.with_suffix(".held").exists, timeout=60, what="the job to block on page 2")
 
         worker.kill()  # the whole worker, as a lost machine: nothing gets to ack or reject
         gate.unlink()
-        # Redis hands an unacknowledged message out again once it is older than the
-        # visibility timeout; a starting worker looks for those at once.
-        client = redis.Redis(port=port)
+        if broker.kind == "redis":
+            # Redis hands an unacknowledged message out again once it is older than the
+            # visibility timeout; a starting worker looks for those at once.
+            client = redis.Redis(port=broker.port)
 
-        def nothing_younger_than_the_timeout() -> bool:
-            young = client.zrangebyscore("unacked_index", time.time() - VISIBILITY_SECONDS, "+inf")
-            return not young
+            def nothing_younger_than_the_timeout() -> bool:
+                young = client.zrangebyscore(
+                    "unacked_index", time.time() - VISIBILITY_SECONDS, "+inf"
+                )
+                return not young
 
-        wait_until(nothing_younger_than_the_timeout, timeout=60, what="the visibility timeout")
+            wait_until(nothing_younger_than_the_timeout, timeout=60, what="the visibility timeout")
+        else:
+            # RabbitMQ has no visibility timeout: the message is back on the queue as
+            # soon as the killed worker's connection is closed.
+            wait_until(lambda: ready_messages(broker.url) == 1, timeout=10, what="the message back")
         fresh = start_worker(**env)
 
         wait_done(request, timeout=60)
