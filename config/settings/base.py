@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import django
 import environ
 
 from revocation.app_settings import AppSettings
@@ -100,10 +101,11 @@ DATABASES = {
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat share the file: wait for locks instead of failing, and take
-    # the write lock up front so two writers never deadlock upgrading a read lock.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {"timeout": 30, "transaction_mode": "IMMEDIATE"}
-    )
+    # the write lock up front so two writers never deadlock upgrading a read lock
+    # (transaction_mode is Django 5.1+; the service runs 5.2, the app supports 4.2).
+    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    if django.VERSION >= (5, 1):
+        DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")
