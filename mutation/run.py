@@ -45,12 +45,26 @@ MIN_SCORE = float(os.environ.get("MUTATION_MIN_SCORE", "90"))
 # Report rows: a name and the mutant names (globs) it covers. cachelock.py has no
 # mutant: its only function of substance is a decorated generator, which mutmut skips.
 PG = "revocation.sql.postgresql"
+ENGINE_METHODS = (
+    "__init__",
+    "session_model",
+    "delete",
+    "evict",
+    "_evict_after_commit",
+    "_delete_cached",
+    "live",
+)
 MODULES = {
     "fences": ["revocation.fences.*"],
     "monotonic": ["revocation.monotonic.*"],
     "cachelock": ["revocation.cachelock.*"],
     "deletion": ["revocation.deletion.*"],
-    "engines": ["revocation.engines.*"],
+    # Of the engine strategy, what deletes sessions and evicts their copies (the rest,
+    # clear_expired, stored and the clearsessions notes, is maintenance).
+    "engines: delete + evict": [
+        "revocation.engines.x_*",
+        *(f"revocation.engines.xǁ*ǁ{method}__mutmut_*" for method in ENGINE_METHODS),
+    ],
     # Of the PostgreSQL SQL, the one-statement page deletion (the rest is maintenance).
     "sql: PostgreSQL page delete": [f"{PG}.xǁPostgreSQLǁdelete_mapped__mutmut_*"],
     "linking": ["revocation.linking.*"],
@@ -62,7 +76,7 @@ TARGETS = [glob for globs in MODULES.values() for glob in globs]
 # file cache never takes the Redis branches.
 SERVER_TARGETS = [
     "revocation.deletion.*",
-    "revocation.engines.*",
+    *MODULES["engines: delete + evict"],
     f"{PG}.xǁPostgreSQLǁdelete_mapped__mutmut_*",
     "revocation.monotonic.*",
 ]
