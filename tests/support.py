@@ -44,11 +44,14 @@ def database_url() -> str:
     db = connection.settings_dict
     if db["ENGINE"] == "django.db.backends.sqlite3":
         return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or "postgres"
+    scheme, default_user, default_port = (
+        ("mysql", "root", 3306) if connection.vendor == "mysql" else ("postgres", "postgres", 5432)
+    )
+    user = db.get("USER") or default_user
     host = db.get("HOST") or "127.0.0.1"
-    port = db.get("PORT") or 5432
+    port = db.get("PORT") or default_port
     password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
+    return f"{scheme}://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
