@@ -18,8 +18,28 @@ def compose() -> dict[str, Any]:
 
 
 def test_compose_has_the_service_topology(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == {*DJANGO_SERVICES, "postgres", "redis"}
-    assert set(compose["volumes"]) == {"pgdata", "redisdata"}
+    assert set(compose["services"]) == {*DJANGO_SERVICES, "postgres", "redis", "rabbitmq"}
+    assert set(compose["volumes"]) == {"pgdata", "redisdata", "rabbitmqdata"}
+
+
+def test_rabbitmq_is_an_optional_profile_that_redis_stays_the_default_for(
+    compose: dict[str, Any],
+) -> None:
+    services = compose["services"]
+    # Only RabbitMQ is behind a profile: a plain `docker compose up` is unchanged.
+    assert {name for name, s in services.items() if "profiles" in s} == {"rabbitmq"}
+    rabbitmq = services["rabbitmq"]
+    assert rabbitmq["profiles"] == ["rabbitmq"]
+    assert rabbitmq["image"].startswith("rabbitmq:3-management")
+    assert "healthcheck" in rabbitmq
+    assert "rabbitmqdata:/var/lib/rabbitmq" in rabbitmq["volumes"]
+    # guest cannot log in from another container.
+    assert rabbitmq["environment"]["RABBITMQ_DEFAULT_USER"] != "guest"
+    base = compose["x-django"]
+    # Waited for when the profile is on, ignored when it is off.
+    assert base["depends_on"]["rabbitmq"] == {"condition": "service_healthy", "required": False}
+    # The broker is Redis unless CELERY_BROKER_URL says otherwise (the profile's amqp:// URL).
+    assert base["environment"]["CELERY_BROKER_URL"] == "${CELERY_BROKER_URL:-redis://redis:6379/0}"
 
 
 def test_worker_and_beat_reuse_the_web_definition(compose: dict[str, Any]) -> None:
