@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test conformance mutation lint bench dist lock clean
+.PHONY: run test test-django conformance mutation lint bench dist lock clean
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: $(STAMP)
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 		|| echo "!!! /usr/bin/chromium is missing and could not be installed (needs root and apt-get): the browser tests in tests/e2e will be SKIPPED !!!"
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The whole suite under each supported Django series (noxfile.py), e.g.
+# make test-django DJANGO="4.2 5.1"; the database and broker come from the environment.
+DJANGO ?= 4.2 5.1 5.2
+test-django: $(STAMP)
+	$(BIN)/nox --envdir .venv/nox -s $(foreach v,$(DJANGO),"tests(django='$(v)')") -- $(PYTEST_ARGS)
 
 # Django's own sessions_tests and auth_tests, stock and with our app installed
 # (conformance/run.py; the Django sources are cached under .venv/django-src/).
