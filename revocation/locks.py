@@ -10,6 +10,9 @@ Backends (`REVOCATION_LOCK_BACKEND`, default `auto`):
   maintained. The server drops it when the holder's connection ends, so a
   killed worker never leaves it behind. Not usable behind a pgbouncer in
   transaction-pooling mode (use `redis` there).
+- `mysql`: a named lock (`GET_LOCK`) on the MariaDB/MySQL connection, dropped
+  by the server with the connection, like PostgreSQL's. Same caveat behind a
+  pooler that hands one connection to several clients.
 - `sqlite`: an exclusive `flock()` on a file beside the database file. SQLite
   only works on one host, so every process that could run maintenance sees
   that file; the kernel drops the lock when the holder dies.
@@ -18,7 +21,7 @@ Backends (`REVOCATION_LOCK_BACKEND`, default `auto`):
 - `cache`: `cache.add()` on the default cache; atomic on Memcached, Redis and
   the database cache, not on the file or local-memory caches.
 
-`auto` picks `postgresql` or `sqlite` from the database vendor, else `redis`
+`auto` picks `postgresql`, `mysql` or `sqlite` from the database vendor, else `redis`
 when the default cache is Django's Redis cache, else `cache`.
 """
 
@@ -45,7 +48,9 @@ from .app_settings import app_settings
 
 logger = logging.getLogger("revocation")
 
-BACKENDS = ("postgresql", "sqlite", "redis", "cache")
+BACKENDS = ("postgresql", "mysql", "sqlite", "redis", "cache")
+# Backends that lock on the database connection, so need that vendor's database.
+DATABASE_BACKENDS = ("postgresql", "mysql")
 # Seconds a TTL-based lock outlives its last renewal; every batch renews it, so
 # only a holder that is stuck (or dead) for this long lets a second run start.
 DEFAULT_TTL = 600
@@ -77,7 +82,26 @@ class Lock(Protocol):
         """Give the lock up."""
 
 
-class AdvisoryLock:
+class _ConnectionLock:
+    """A lock held by a database connection: the server drops it when the connection ends."""
+
+    name: str
+
+    def renew(self) -> None:
+        """Nothing to do: the lock lives as long as the connection."""
+
+    def release(self) -> None:
+        try:
+            self._unlock()
+        except DatabaseError:
+            # The connection is gone, and the server released the lock with it.
+            logger.warning("revocation lock %s: connection lost before unlock", self.name)
+
+    def _unlock(self) -> None:
+        raise NotImplementedError
+
+
+class AdvisoryLock(_ConnectionLock):
     """A PostgreSQL session-level advisory lock on connection `using`."""
 
     backend = "postgresql"
@@ -92,15 +116,29 @@ class AdvisoryLock:
     def acquire(self) -> bool:
         return sql.try_advisory_lock(self.using, self.key)
 
-    def renew(self) -> None:
-        """Nothing to do: the lock lives as long as the connection."""
+    def _unlock(self) -> None:
+        sql.advisory_unlock(self.using, self.key)
 
-    def release(self) -> None:
-        try:
-            sql.advisory_unlock(self.using, self.key)
-        except DatabaseError:
-            # The connection is gone, and the server released the lock with it.
-            logger.warning("revocation lock %s: connection lost before unlock", self.name)
+
+class NamedLock(_ConnectionLock):
+    """A MariaDB/MySQL named lock (`GET_LOCK`) on connection `using`."""
+
+    backend = "mysql"
+
+    def __init__(self, name: str, *, using: str = "default") -> None:
+        self.name = name
+        self.using = using
+        # Named locks are server-wide, not per database, and MySQL caps their names at
+        # 64 characters: hash the database's name in with the lock's.
+        database = connections[using].settings_dict["NAME"]
+        digest = hashlib.sha256(f"revocation-lock:{database}:{name}".encode()).hexdigest()
+        self.key = f"revocation:{digest[:40]}"
+
+    def acquire(self) -> bool:
+        return sql.get_lock(self.using, self.key)
+
+    def _unlock(self) -> None:
+        sql.release_lock(self.using, self.key)
 
 
 class FileLock:
@@ -191,7 +229,7 @@ def backend_name(using: str = "default") -> str:
             )
         return chosen
     vendor = sql.vendor(using)
-    if vendor in ("postgresql", "sqlite"):
+    if vendor in ("postgresql", "mysql", "sqlite"):
         return vendor
     if _is_redis_cache():
         return "redis"
@@ -201,12 +239,14 @@ def backend_name(using: str = "default") -> str:
 def make_lock(name: str, *, ttl: int = DEFAULT_TTL, using: str = "default") -> Lock:
     """Return an unheld lock called `name` on the configured backend."""
     backend = backend_name(using)
+    if backend in DATABASE_BACKENDS and sql.vendor(using) != backend:
+        raise ImproperlyConfigured(
+            f"REVOCATION_LOCK_BACKEND is {backend!r} but the database is {sql.vendor(using)}"
+        )
     if backend == "postgresql":
-        if sql.vendor(using) != "postgresql":
-            raise ImproperlyConfigured(
-                f"REVOCATION_LOCK_BACKEND is 'postgresql' but the database is {sql.vendor(using)}"
-            )
         return AdvisoryLock(name, using=using)
+    if backend == "mysql":
+        return NamedLock(name, using=using)
     if backend == "sqlite":
         return FileLock(name, path=_lock_path(name, using))
     if backend == "redis":

@@ -106,6 +106,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
     if django.VERSION >= (5, 1):
         DATABASES["default"]["OPTIONS"]["transaction_mode"] = "IMMEDIATE"
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.mysql":
+    # MariaDB/MySQL through PyMySQL (pure Python): mysqlclient needs a C compiler and
+    # the client headers, which a plain pip install cannot count on.
+    import pymysql  # type: ignore[import-untyped]  # no stubs in the lock file
+
+    pymysql.install_as_MySQLdb()
+    # 4-byte UTF-8 (emoji in user agents); MariaDB's "utf8" is the 3-byte utf8mb3.
+    # The isolation level stays Django's READ COMMITTED (not InnoDB's REPEATABLE READ):
+    # the code assumes PostgreSQL's semantics, where a locking read takes no gap locks.
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"charset": "utf8mb4"})
+    DATABASES["default"].setdefault("TEST", {}).update({"CHARSET": "utf8mb4"})
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env.str("REDIS_URL", default="")

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.utils import timezone
 
 from .. import engines, stamps, targets
@@ -47,7 +47,7 @@ def link_session(
                     )
                 ],
                 update_conflicts=True,
-                unique_fields=["session_key"],
+                unique_fields=_conflict_target(),
                 update_fields=[
                     "user",
                     "login_id",
@@ -57,6 +57,16 @@ def link_session(
                     "user_agent",
                 ],
             )
+
+
+def _conflict_target() -> list[str] | None:
+    """Return the upsert's conflict column, or None where the database names none.
+
+    MySQL's ON DUPLICATE KEY UPDATE takes no target (Django refuses unique_fields
+    there); it fires on any unique key, and session_key is the only one we insert.
+    """
+    features = connections[router.db_for_write(UserSession)].features
+    return ["session_key"] if features.supports_update_conflicts_with_target else None
 
 
 def touch_session(

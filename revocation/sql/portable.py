@@ -78,6 +78,38 @@ class Dialect:
             if count < batch:
                 return deleted
 
+    def _prune_orphans_by_window(
+        self, session_model: Any, now: datetime, batch: int, step: Step
+    ) -> int:
+        """Delete mappings with no live session row, one id window of `batch` rows at a time.
+
+        An anti-join per primary-key range: no keys travel to Python, and each window is
+        found by the index, so the cost does not grow with the rows already pruned.
+        """
+        connection = self.connection
+        mapping, pk, key = quoted(connection, UserSession, "pk", "session_key")
+        sessions, session_key, expire = quoted(connection, session_model, "pk", "expire_date")
+        window_end = f"SELECT {pk} FROM {mapping} WHERE {pk} > %s ORDER BY {pk} LIMIT 1 OFFSET %s"  # noqa: S608
+        delete = (
+            f"DELETE FROM {mapping} WHERE {pk} > %s AND {pk} <= %s AND NOT EXISTS ("  # noqa: S608
+            f"SELECT 1 FROM {sessions} WHERE {sessions}.{session_key} = {mapping}.{key} "
+            f"AND {sessions}.{expire} > %s)"
+        )
+        cursor_id, pruned = 0, 0
+        while True:
+            with connection.cursor() as cursor:
+                cursor.execute(window_end, [cursor_id, batch - 1])
+                row = cursor.fetchone()
+            # The last window is open-ended: it also covers rows inserted meanwhile.
+            upper = row[0] if row else 2**63 - 1
+            with transaction.atomic(using=self.using), connection.cursor() as cursor:
+                cursor.execute(delete, [cursor_id, upper, db_datetime(connection, now)])
+                pruned += cursor.rowcount
+            step(pruned)
+            if row is None:
+                return pruned
+            cursor_id = upper
+
     def _in(self, column: str, subquery: str) -> str:
         """Return the condition "`column` is one of the rows of `subquery`"."""
         return f"{column} IN ({subquery})"

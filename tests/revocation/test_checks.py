@@ -100,12 +100,12 @@ def test_an_unusable_lock_backend_is_an_error(backend: str, settings: Any) -> No
     assert "REVOCATION_LOCK_BACKEND" in message and repr(backend) in message
 
 
-def test_a_lock_backend_on_the_wrong_database_is_an_error(settings: Any) -> None:
+@pytest.mark.parametrize("backend", ["postgresql", "mysql"])
+def test_a_lock_backend_on_the_wrong_database_is_an_error(backend: str, settings: Any) -> None:
     from django.db import connection
 
-    other = "sqlite" if connection.vendor == "postgresql" else "postgresql"
-    settings.REVOCATION_LOCK_BACKEND = "postgresql"
-    expected = [] if other == "sqlite" else ["revocation.E004"]
+    settings.REVOCATION_LOCK_BACKEND = backend
+    expected = [] if connection.vendor == backend else ["revocation.E004"]
     assert [id_ for id_, _ in revocation_errors()] == expected
 
 

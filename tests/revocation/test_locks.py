@@ -30,7 +30,7 @@ def lock_backend(request: pytest.FixtureRequest, settings: Any) -> str:
     """Run the test once per lock backend this test run's database and cache support."""
     backend = str(request.param)
     redis_cache = isinstance(caches["default"], RedisCache)
-    if backend in ("postgresql", "sqlite") and connection.vendor != backend:
+    if backend in ("postgresql", "mysql", "sqlite") and connection.vendor != backend:
         pytest.skip(f"the database is {connection.vendor}")
     if backend in ("redis", "cache") and not redis_cache:
         # cache.add() is not atomic on the file cache; `cache` is only sound on Redis here.
@@ -90,7 +90,7 @@ def test_two_concurrent_runs_one_skips(lock_backend: str) -> None:
 def elsewhere(function: Any) -> Any:
     """Return `function()` run in another thread, on a database connection of its own.
 
-    (A PostgreSQL advisory lock is re-entrant within one connection.)
+    (PostgreSQL advisory locks and MySQL named locks are re-entrant within one connection.)
     """
     result: list[Any] = []
 
@@ -165,7 +165,7 @@ def test_a_killed_holder_does_not_block_the_next_run(lock_backend: str) -> None:
     finally:
         os.kill(holder.pid, signal.SIGKILL)
         holder.wait(timeout=30)
-    # PostgreSQL and the kernel drop the lock with the process; Redis once the TTL runs out.
+    # The database and the kernel drop the lock with the process; Redis once the TTL runs out.
     wait_until(
         lambda: not maintenance.clearsessions().skipped,
         timeout=30,
