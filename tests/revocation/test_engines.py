@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import Any
 
 import pytest
@@ -68,3 +69,35 @@ def test_signed_cookies_delete_nothing_and_keep_every_mapping(
     engine = engines.current()
     assert engine.delete(["cookie"]) == 0
     assert list(engine.live(UserSession.objects.all())) == [mapping]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "django.contrib.sessions.backends.db",
+        "django.contrib.sessions.backends.cached_db",
+        "django.contrib.sessions.backends.cache",
+        "django.contrib.sessions.backends.signed_cookies",
+        "tests.memory_engine",
+    ],
+)
+def test_a_fresh_strategy_knows_its_engine(path: str, settings: Any) -> None:
+    # Built anew, not the process-wide one: that one may predate the code under test.
+    settings.SESSION_ENGINE = path
+    store_class = import_module(path).SessionStore
+    engine = engines._strategy.__wrapped__(path)  # type: ignore[attr-defined]
+    assert engines.engine() == path
+    assert (engine.path, engine.store_class) == (path, store_class)
+    prefix = getattr(store_class, "cache_key_prefix", None)
+    assert engine.cache_key_prefix == (str(prefix) if prefix is not None else None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["django.contrib.sessions.backends.cache", "tests.memory_engine"])
+def test_engines_without_a_table_count_no_deleted_rows(path: str, settings: Any) -> None:
+    # The count is of table rows: a request's sessions_revoked counts mappings instead.
+    settings.SESSION_ENGINE = path
+    store = import_module(path).SessionStore()
+    store.create()
+    assert engines.current().delete([str(store.session_key)]) == 0
+    assert not import_module(path).SessionStore().exists(str(store.session_key))
