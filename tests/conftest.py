@@ -80,12 +80,11 @@ def start_worker(transactional_db: Any, tmp_path: Any) -> Any:
 
 @pytest.fixture(scope="session", autouse=True)
 def _delete_run_queue() -> Iterator[None]:
-    """Delete this run's queue from RabbitMQ at the end: a durable queue outlives the run."""
+    """Delete this run's queue at the end: on the shared Redis or RabbitMQ it outlives the run."""
     yield
-    from tests.support import delete_run_queue, uses_rabbitmq
+    from tests.support import delete_run_queue
 
-    if uses_rabbitmq():
-        delete_run_queue()
+    delete_run_queue()
 
 
 # The two permissions of revocation.permissions: start revocations, and read them.

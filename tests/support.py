@@ -223,7 +223,7 @@ def purge_run_queue() -> None:
 
 
 def delete_run_queue() -> None:
-    """Delete this run's queue: on RabbitMQ it would outlive the run (it is durable)."""
+    """Delete this run's queue with what is left on it (tasks no worker took)."""
     from celery import current_app
 
     with current_app.connection_for_write() as connection:
