@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db import connections, transaction
+from django.db import connections
 
-from .names import db_datetime, quoted
+from .names import quoted
 from .portable import Dialect, Step
 
 
@@ -22,15 +22,7 @@ class MySQL(Dialect):
         """
         table, expire = quoted(self.connection, model, "expire_date")
         sql = f"DELETE FROM {table} WHERE {expire} < %s ORDER BY {expire} LIMIT %s"  # noqa: S608
-        deleted = 0
-        while True:
-            with transaction.atomic(using=self.using), self.connection.cursor() as cursor:
-                cursor.execute(sql, [db_datetime(self.connection, now), batch])
-                count = cursor.rowcount
-            deleted += count
-            step(deleted)
-            if count < batch:
-                return deleted
+        return self._delete_in_batches(sql, now, batch, step)
 
     def prune_orphans(self, session_model: Any, now: datetime, batch: int, step: Step) -> int:
         return self._prune_orphans_by_window(session_model, now, batch, step)

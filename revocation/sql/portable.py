@@ -68,6 +68,13 @@ class Dialect:
         table, pk, expire = quoted(self.connection, model, "pk", "expire_date")
         inner = f"SELECT {pk} FROM {table} WHERE {expire} < %s LIMIT %s"  # noqa: S608
         sql = f"DELETE FROM {table} WHERE {self._in(pk, inner)}"  # noqa: S608
+        return self._delete_in_batches(sql, now, batch, step)
+
+    def _delete_in_batches(self, sql: str, now: datetime, batch: int, step: Step) -> int:
+        """Run `sql`, a DELETE of at most `batch` rows expired at `now`, until one comes up short.
+
+        One transaction per batch, so no lock is held for longer than one batch.
+        """
         deleted = 0
         while True:
             with transaction.atomic(using=self.using), self.connection.cursor() as cursor:
