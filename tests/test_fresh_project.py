@@ -222,9 +222,22 @@ def execute(config: dict[str, Any], statements: list[str]) -> None:
             cursor.execute(statement)
 
 
-def leg_servers(tmp: Path) -> str:
-    """Return settings lines for this leg's broker and cache, on a private queue and prefix."""
+@contextmanager
+def private_queue() -> Iterator[str]:
+    """Yield a queue name of this run's own; on RabbitMQ, delete the queue afterwards."""
     token = f"fresh-project-{secrets.token_hex(4)}"
+    yield token
+    broker_url = os.environ.get("CELERY_BROKER_URL", "")
+    if broker_url.startswith("amqp"):
+        # A durable queue outlives the run on RabbitMQ (Redis drops an empty list).
+        from kombu import Connection
+
+        with Connection(broker_url) as connection:
+            connection.default_channel.queue_delete(token)  # type: ignore[attr-defined]
+
+
+def leg_servers(tmp: Path, token: str) -> str:
+    """Return settings lines for this leg's broker and cache, on the queue and prefix `token`."""
     lines = f"CELERY_TASK_DEFAULT_QUEUE = {token!r}\n"
     redis_url = os.environ.get("REDIS_URL", "")
     if redis_url:
@@ -233,7 +246,9 @@ def leg_servers(tmp: Path) -> str:
             "LOCATION": redis_url,
             "KEY_PREFIX": token,
         }
-        return lines + f"CELERY_BROKER_URL = {redis_url!r}\nCACHES = {{'default': {cache!r}}}\n"
+        # The leg's broker: RabbitMQ when it names one, else the same Redis.
+        broker_url = os.environ.get("CELERY_BROKER_URL", "") or redis_url
+        return lines + f"CELERY_BROKER_URL = {broker_url!r}\nCACHES = {{'default': {cache!r}}}\n"
     broker = tmp / "broker"
     for folder in (broker / "processed", broker / "control"):
         folder.mkdir(parents=True)
@@ -255,7 +270,7 @@ def leg_servers(tmp: Path) -> str:
     )
 
 
-def start_project(venv: Venv, tmp: Path, readme: Readme, leg: Leg) -> Path:
+def start_project(venv: Venv, tmp: Path, readme: Readme, leg: Leg, queue: str) -> Path:
     """startproject, write the README's files, then append this leg's servers to settings.py."""
     venv.run([venv.path / "bin/django-admin", "startproject", PROJECT], tmp)
     site = tmp / PROJECT
@@ -263,7 +278,7 @@ def start_project(venv: Venv, tmp: Path, readme: Readme, leg: Leg) -> Path:
         target = site / PROJECT / name
         target.write_text((target.read_text() if target.exists() else "") + "\n" + code)
     settings = site / PROJECT / "settings.py"
-    servers = leg_servers(tmp) + leg.settings
+    servers = leg_servers(tmp, queue) + leg.settings
     settings.write_text(
         f"{settings.read_text()}\n# The test's servers, not a README step.\n{servers}"
     )
@@ -281,10 +296,10 @@ def test_a_fresh_project_following_the_readme_logs_out_other_sessions(tmp_path: 
         )
     python = venv.path / "bin/python"
 
-    with leg_database() as leg:
+    with leg_database() as leg, private_queue() as queue:
         if leg.packages:
             venv.pip_install(*leg.packages)
-        site = start_project(venv, tmp_path, readme, leg)
+        site = start_project(venv, tmp_path, readme, leg, queue)
         # A step left out or misplaced (middleware, app order) is a system check warning.
         venv.run([python, "manage.py", "check", "--fail-level", "WARNING"], site)
         for command in readme.commands:
