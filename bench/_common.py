@@ -6,6 +6,7 @@ Nothing here imports `tests/`.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -14,14 +15,17 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_PG = "postgres://postgres@127.0.0.1:5432"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
+LOAD_CHUNK_ROWS = 10_000
 
 
 # --- Environment ------------------------------------------------------------------
@@ -69,18 +73,82 @@ def configure(
     return env
 
 
-def admin_connect(server_url: str) -> Any:
-    """Return an autocommit psycopg connection to the server's `postgres` database."""
-    import psycopg
+def default_server() -> str:
+    """Return the server to bench on: BENCH_PG_URL, else DATABASE_URL's, else local PostgreSQL.
 
-    return psycopg.connect(database_url(server_url, "postgres"), autocommit=True)
+    Only the server is taken from DATABASE_URL: the scripts create and drop a database
+    of their own on it (--db-name), never the one the URL names.
+    """
+    url = os.environ.get("BENCH_PG_URL") or os.environ.get("DATABASE_URL", "")
+    return url if urlsplit(url).scheme.startswith(("postgres", "mysql")) else DEFAULT_PG
+
+
+def is_mysql(url: str | None = None) -> bool:
+    """Return whether `url` (default: this process's DATABASE_URL) is MariaDB/MySQL."""
+    return urlsplit(url or os.environ["DATABASE_URL"]).scheme.startswith("mysql")
+
+
+def vendor(url: str) -> str:
+    """Return the database family of `url`, for titles."""
+    return "MariaDB/MySQL" if is_mysql(url) else "PostgreSQL"
+
+
+def raw_connect(url: str, *, autocommit: bool = False) -> Any:
+    """Return a psycopg or PyMySQL connection to `url`."""
+    if not is_mysql(url):
+        import psycopg
+
+        return psycopg.connect(url, autocommit=autocommit)
+    import pymysql  # type: ignore[import-untyped]  # no stubs in the lock file
+
+    parts = urlsplit(url)
+    return pymysql.connect(
+        host=parts.hostname or "127.0.0.1",
+        port=parts.port or 3306,
+        user=unquote(parts.username or "root"),
+        password=unquote(parts.password or ""),
+        database=parts.path.lstrip("/") or None,
+        charset="utf8mb4",
+        autocommit=autocommit,
+    )
+
+
+@contextmanager
+def connect() -> Iterator[Any]:
+    """A raw connection to DATABASE_URL, committed on a clean exit, closed in any case."""
+    conn = raw_connect(os.environ["DATABASE_URL"])
+    try:
+        yield conn
+        conn.commit()
+    finally:
+        conn.close()
+
+
+def admin_execute(server_url: str, *statements: str) -> None:
+    """Run `statements` in autocommit on the server of `server_url`, outside our database."""
+    admin_db = "" if is_mysql(server_url) else "postgres"
+    conn = raw_connect(database_url(server_url, admin_db), autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            for sql in statements:
+                cur.execute(sql)
+    finally:
+        conn.close()
+
+
+def drop_statement(server_url: str, name: str) -> str:
+    """Return the statement dropping database `name`, other sessions or not."""
+    if is_mysql(server_url):
+        return f"DROP DATABASE IF EXISTS `{name}`"
+    return f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
 
 
 def create_database(server_url: str, name: str) -> None:
     """Drop (if left over) and create database `name`."""
-    with admin_connect(server_url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+    create = f'CREATE DATABASE "{name}"'
+    if is_mysql(server_url):
+        create = f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
+    admin_execute(server_url, drop_statement(server_url, name), create)
 
 
 def drop_database(server_url: str, name: str) -> None:
@@ -91,8 +159,7 @@ def drop_database(server_url: str, name: str) -> None:
         connections.close_all()
     except Exception:  # noqa: S110 - Django may not be set up yet
         pass
-    with admin_connect(server_url) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin_execute(server_url, drop_statement(server_url, name))
 
 
 def setup_django(*, migrate: bool = True) -> None:
@@ -150,6 +217,63 @@ def session_blob(user_id: int) -> str:
             "_revocation_seen_at": 1.7e9,
         }
     )
+
+
+def truncate(cur: Any, tables: Sequence[str]) -> None:
+    """Empty `tables` and restart their ids (PostgreSQL cascades to referencing tables)."""
+    if not is_mysql():
+        cur.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        return
+    # InnoDB refuses to TRUNCATE a table that a foreign key references, empty or not.
+    cur.execute("SET foreign_key_checks = 0")
+    for table in tables:
+        cur.execute(f"TRUNCATE TABLE {table}")
+    cur.execute("SET foreign_key_checks = 1")
+
+
+def bulk_load(cur: Any, table: str, columns: str, rows: Iterable[Sequence[object]]) -> None:
+    """Load `rows` into `table` (`columns` comma-separated): COPY, or multi-row INSERTs."""
+    if not is_mysql():
+        with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    # PyMySQL's executemany folds INSERT ... VALUES into multi-row statements (~1 MB each).
+    marks = ", ".join(["%s"] * len(columns.split(",")))
+    insert = f"INSERT INTO {table} ({columns}) VALUES ({marks})"
+    remaining = iter(rows)
+    while chunk := list(itertools.islice(remaining, LOAD_CHUNK_ROWS)):
+        cur.executemany(insert, chunk)
+
+
+def load_users(cur: Any, user_ids: Sequence[int], now: datetime) -> None:
+    """Insert users `user_ids` (no usable password) and move auth_user's id sequence past them."""
+    bulk_load(
+        cur,
+        "auth_user",
+        "id, password, is_superuser, username, first_name, last_name, email, is_staff, "
+        "is_active, date_joined",
+        ((uid, "!", False, f"user{uid}", "", "", "", False, True, now) for uid in user_ids),
+    )
+    if not is_mysql():  # AUTO_INCREMENT moves past explicit ids by itself
+        cur.execute("SELECT setval(pg_get_serial_sequence('auth_user', 'id'), %s)", [max(user_ids)])
+
+
+def analyze(conn: Any, tables: Sequence[str]) -> None:
+    """Commit the load and refresh the planner's statistics of `tables`.
+
+    On PostgreSQL also VACUUM (visibility map) and CHECKPOINT, so no measured run
+    pays for writing out the load's dirty pages.
+    """
+    conn.commit()
+    if is_mysql():
+        with conn.cursor() as cur:
+            cur.execute(f"ANALYZE TABLE {', '.join(tables)}")
+            cur.fetchall()
+        return
+    conn.autocommit = True
+    conn.execute(f"VACUUM ANALYZE {', '.join(tables)}")
+    conn.execute("CHECKPOINT")
 
 
 # --- A real worker -------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Org-wide revocation on PostgreSQL + Redis with one real worker.
+"""Org-wide revocation on PostgreSQL or MariaDB/MySQL, + Redis, with one real worker.
 
 For each size (users in one group, ~5 sessions each, plus UserSession rows) and each
 REVOCATION_BATCH_SIZE (users per page):
@@ -13,15 +13,21 @@ REVOCATION_BATCH_SIZE (users per page):
   page  - set-based, per page of users (each batch size): SELECT the next page of member
           ids from auth_user_groups, then one `WITH m AS (DELETE FROM
           revocation_usersession ... RETURNING session_key) DELETE FROM django_session
-          USING m` per transaction: what the worker could do at best.
+          USING m` per transaction (MySQL: a `DELETE s FROM django_session s JOIN
+          revocation_usersession m ...` and a mapping delete by user id): what the worker
+          could do at best.
 A few outsider users (not in the group) hold sessions that must survive. Every run
-starts from a fresh COPY of both session tables (then VACUUM ANALYZE, CHECKPOINT).
+starts from a fresh load of both session tables (PostgreSQL: COPY, VACUUM ANALYZE,
+CHECKPOINT; MySQL: multi-row INSERTs, ANALYZE TABLE).
+The server is --pg, else BENCH_PG_URL, else DATABASE_URL's server (postgres:// or
+mysql://), else the local PostgreSQL; the database is our own (--db-name).
 --profile runs the worker's service (services.run_request) in this process instead of
 a worker and prints the time spent per SQL statement shape.
 
     .venv/bin/python bench/bulk_revoke.py                 # 5,000 and 10,000 users
     .venv/bin/python bench/bulk_revoke.py --full          # 50,000 and 100,000 users
     .venv/bin/python bench/bulk_revoke.py --users 100000 --batch-sizes 5000
+    DATABASE_URL=mysql://root@127.0.0.1:3306/x .venv/bin/python bench/bulk_revoke.py
 """
 
 from __future__ import annotations
@@ -67,7 +73,9 @@ def parse_args() -> argparse.Namespace:
         help="instead of a worker, run the service in this process and time every SQL statement",
     )
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", common.DEFAULT_PG))
+    parser.add_argument(
+        "--pg", default=common.default_server(), help="server URL, postgres:// or mysql://"
+    )
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", common.DEFAULT_REDIS))
     parser.add_argument("--db-name", default="revocation_bench_bulk")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
@@ -90,8 +98,8 @@ def main() -> None:
         session_engine=args.engine,
     )
     common.header(
-        "bulk_revoke: org-wide revocation (revoke_sessions(group=...)), PostgreSQL + Redis, "
-        "one worker",
+        "bulk_revoke: org-wide revocation (revoke_sessions(group=...)), "
+        f"{common.vendor(args.pg)} + Redis, one worker",
         group_sizes_users=", ".join(f"{s:,}" for s in args.sizes),
         sessions_per_user=args.sessions_per_user,
         outsiders=f"every {args.outsider_every}th user id is outside the group (sessions must survive)",
@@ -153,73 +161,53 @@ class Dataset:
         self.outsider_sessions = len(pairs) - self.target_sessions
 
 
-def connect() -> Any:
-    import psycopg
-
-    return psycopg.connect(os.environ["DATABASE_URL"])
-
-
 def load_users(data: Dataset) -> int:
-    """Users, the group and its memberships (COPY), once per size."""
+    """Users, the group and its memberships, once per size."""
     from django.contrib.auth.models import Group
 
     from revocation.models import RevocationRequest
 
     RevocationRequest.objects.all().delete()
     now = datetime.now(UTC)
-    with connect() as conn, conn.cursor() as cur:
-        cur.execute(
-            "TRUNCATE auth_user_groups, auth_user, django_session, revocation_usersession "
-            "RESTART IDENTITY CASCADE"
+    with common.connect() as conn, conn.cursor() as cur:
+        common.truncate(
+            cur, ["auth_user_groups", "auth_user", "django_session", "revocation_usersession"]
         )
-        with cur.copy(
-            "COPY auth_user (id, password, is_superuser, username, first_name, last_name, "
-            "email, is_staff, is_active, date_joined) FROM STDIN"
-        ) as copy:
-            for uid in data.user_ids:
-                copy.write_row((uid, "!", False, f"user{uid}", "", "", "", False, True, now))
-        cur.execute(
-            "SELECT setval(pg_get_serial_sequence('auth_user', 'id'), %s)", [len(data.user_ids)]
-        )
+        common.load_users(cur, data.user_ids, now)
     group, _ = Group.objects.get_or_create(name=GROUP)
-    with (
-        connect() as conn,
-        conn.cursor() as cur,
-        cur.copy("COPY auth_user_groups (user_id, group_id) FROM STDIN") as copy,
-    ):
-        for uid in data.members:
-            copy.write_row((uid, group.pk))
+    with common.connect() as conn, conn.cursor() as cur:
+        rows = ((uid, group.pk) for uid in data.members)
+        common.bulk_load(cur, "auth_user_groups", "user_id, group_id", rows)
     return group.pk
 
 
 def load_sessions(data: Dataset, blob: str) -> float:
-    """(Re)load both session tables by COPY, then VACUUM ANALYZE and CHECKPOINT."""
+    """(Re)load both session tables, then refresh statistics (common.analyze)."""
     t0 = time.perf_counter()
     expire = datetime.now(UTC) + timedelta(days=14)
     base = datetime.now(UTC) - timedelta(days=7)
-    with connect() as conn:
+    with common.connect() as conn:
         with conn.cursor() as cur:
-            cur.execute("TRUNCATE django_session, revocation_usersession RESTART IDENTITY")
-            with cur.copy(
-                "COPY django_session (session_key, session_data, expire_date) FROM STDIN"
-            ) as copy:
-                for _, key in data.sessions:
-                    copy.write_row((key, blob, expire))
-            with cur.copy(
-                "COPY revocation_usersession (user_id, session_key, created_at, last_seen_at, "
-                "ip, user_agent, login_id) FROM STDIN"
-            ) as copy:
-                for i, (uid, key) in enumerate(data.sessions):
-                    at = base + timedelta(milliseconds=i)
-                    copy.write_row(
-                        (uid, key, at, at, f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", UA, "")
-                    )
-        conn.commit()
-        conn.autocommit = True
-        conn.execute(
-            "VACUUM ANALYZE django_session, revocation_usersession, auth_user, auth_user_groups"
+            common.truncate(cur, ["django_session", "revocation_usersession"])
+            common.bulk_load(
+                cur,
+                "django_session",
+                "session_key, session_data, expire_date",
+                ((key, blob, expire) for _, key in data.sessions),
+            )
+            common.bulk_load(
+                cur,
+                "revocation_usersession",
+                "user_id, session_key, created_at, last_seen_at, ip, user_agent, login_id",
+                (
+                    (uid, key, at, at, f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", UA, "")
+                    for i, (uid, key) in enumerate(data.sessions)
+                    for at in [base + timedelta(milliseconds=i)]
+                ),
+            )
+        common.analyze(
+            conn, ["django_session", "revocation_usersession", "auth_user", "auth_user_groups"]
         )
-        conn.execute("CHECKPOINT")
     return time.perf_counter() - t0
 
 
@@ -227,9 +215,12 @@ UA = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/126.0 
 
 
 def counts() -> tuple[int, int]:
-    with connect() as conn:
-        sessions = conn.execute("SELECT count(*) FROM django_session").fetchone()[0]
-        mapped = conn.execute("SELECT count(*) FROM revocation_usersession").fetchone()[0]
+    with common.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT (SELECT count(*) FROM django_session), "
+            "(SELECT count(*) FROM revocation_usersession)"
+        )
+        sessions, mapped = cur.fetchone()
     return int(sessions), int(mapped)
 
 
@@ -250,7 +241,7 @@ def baseline_raw(data: Dataset) -> tuple[float, int]:
     """Delete by key, RAW_BATCH keys per transaction: sessions, then their mappings."""
     keys = [k for _, k in data.member_keys]
     deleted = 0
-    with connect() as conn, conn.cursor() as cur:
+    with common.connect() as conn, conn.cursor() as cur:
         t0 = time.perf_counter()
         for start in range(0, len(keys), RAW_BATCH):
             batch = keys[start : start + RAW_BATCH]
@@ -267,7 +258,7 @@ def baseline_page(data: Dataset, group_id: int, page: int) -> tuple[float, int]:
     """Per page of member ids: one set-based statement deleting mappings and sessions."""
     deleted = 0
     cursor = 0
-    with connect() as conn, conn.cursor() as cur:
+    with common.connect() as conn, conn.cursor() as cur:
         t0 = time.perf_counter()
         while True:
             cur.execute(
@@ -279,13 +270,24 @@ def baseline_page(data: Dataset, group_id: int, page: int) -> tuple[float, int]:
             if not ids:
                 conn.commit()
                 break
-            cur.execute(
-                "WITH m AS (DELETE FROM revocation_usersession WHERE user_id = ANY(%s) "
-                "RETURNING session_key) "
-                "DELETE FROM django_session s USING m WHERE s.session_key = m.session_key",
-                [ids],
-            )
-            deleted += cur.rowcount
+            if common.is_mysql():
+                # No DELETE ... RETURNING: the sessions by a join first, then their mappings.
+                marks = ",".join(["%s"] * len(ids))
+                cur.execute(
+                    "DELETE s FROM django_session s JOIN revocation_usersession m "
+                    f"ON s.session_key = m.session_key WHERE m.user_id IN ({marks})",
+                    ids,
+                )
+                deleted += cur.rowcount
+                cur.execute(f"DELETE FROM revocation_usersession WHERE user_id IN ({marks})", ids)
+            else:
+                cur.execute(
+                    "WITH m AS (DELETE FROM revocation_usersession WHERE user_id = ANY(%s) "
+                    "RETURNING session_key) "
+                    "DELETE FROM django_session s USING m WHERE s.session_key = m.session_key",
+                    [ids],
+                )
+                deleted += cur.rowcount
             conn.commit()
             cursor = ids[-1]
         elapsed = time.perf_counter() - t0

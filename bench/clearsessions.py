@@ -1,4 +1,4 @@
-"""clearsessions at scale on PostgreSQL: our batched command against Django's clear_expired().
+"""clearsessions at scale on PostgreSQL or MariaDB: ours against Django's clear_expired().
 
 For each size N (sessions, of which --expired-frac expired, in random expire_date
 order; plus N * --mapping-frac UserSession rows on randomly chosen sessions and
@@ -11,8 +11,8 @@ N / 200 mapping rows whose session is already gone):
   `manage.py clearsessions`): expired sessions by ctid batches, then orphaned
   mappings (one read-only anti-join, then deletes by id), each batch its own
   transaction of at most REVOCATION_MAINTENANCE_BATCH_SIZE rows.
-Each variant gets a fresh load of the same data (COPY, VACUUM ANALYZE, CHECKPOINT)
-and runs in a fresh child process; figures: wall time of the work, peak RSS
+Each variant gets a fresh load of the same data (PostgreSQL: COPY, VACUUM ANALYZE,
+CHECKPOINT; MySQL: multi-row INSERTs, ANALYZE TABLE) and runs in a fresh child process; figures: wall time of the work, peak RSS
 (VmHWM of that child, from /proc/self/status), the longest step between two
 commits (an upper bound of the longest transaction), and the latency of logins
 made concurrently by another process (Django test Client force_login: session
@@ -22,8 +22,11 @@ before it.
     .venv/bin/python bench/clearsessions.py             # 50,000 and 100,000 sessions
     .venv/bin/python bench/clearsessions.py --full      # 500,000 and 1,000,000 sessions
     .venv/bin/python bench/clearsessions.py --sizes 200000 --variants ours
+    DATABASE_URL=mysql://root@127.0.0.1:3306/x .venv/bin/python bench/clearsessions.py
 
-Uses a database of its own (--db-name, created and dropped here); nothing else.
+Uses a database of its own (--db-name, created and dropped here); nothing else. The
+server is --pg, else BENCH_PG_URL, else DATABASE_URL's server (postgres:// or mysql://),
+else the local PostgreSQL.
 """
 
 from __future__ import annotations
@@ -65,7 +68,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--variants", default="django,django+orphans,ours")
     parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--pg", default=os.environ.get("BENCH_PG_URL", common.DEFAULT_PG))
+    parser.add_argument(
+        "--pg", default=common.default_server(), help="server URL, postgres:// or mysql://"
+    )
     parser.add_argument("--redis", default=os.environ.get("BENCH_REDIS_URL", common.DEFAULT_REDIS))
     parser.add_argument("--db-name", default="revocation_bench_clear")
     parser.add_argument("--keep-db", action="store_true", help="do not drop the database")
@@ -97,7 +102,7 @@ def main() -> None:
     os.environ.update(env)
     common.header(
         "clearsessions: ours (batched, prunes mappings) vs Django's SessionStore.clear_expired(), "
-        "PostgreSQL",
+        + common.vendor(args.pg),
         sizes_sessions=", ".join(f"{s:,}" for s in args.size_list),
         expired=f"{args.expired_frac:.0%} of sessions, random expire_date order",
         mappings=f"{args.mapping_frac:.0%} of sessions get a UserSession row, + N/200 whose "
@@ -129,14 +134,8 @@ def main() -> None:
 # --- Data --------------------------------------------------------------------------------
 
 
-def connect() -> Any:
-    import psycopg
-
-    return psycopg.connect(os.environ["DATABASE_URL"])
-
-
 def load(args: argparse.Namespace, size: int) -> dict[str, int]:
-    """Load users, sessions and mappings (COPY), then VACUUM ANALYZE and CHECKPOINT."""
+    """Load users, sessions and mappings, then refresh statistics (common.analyze)."""
     rng = random.Random(args.seed + size)
     now = datetime.now(UTC)
     blobs = [common.session_blob(u) for u in range(1, 65)]
@@ -147,40 +146,43 @@ def load(args: argparse.Namespace, size: int) -> dict[str, int]:
     keys = [f"{rng.getrandbits(160):040x}"[:32] for _ in range(size)]
     mapped = rng.sample(range(size), int(size * args.mapping_frac))
     gone = size // 200
-    with connect() as conn:
+    expires = [
+        now
+        + timedelta(
+            seconds=-rng.randint(60, 14 * 86400) if expired else rng.randint(3600, 14 * 86400)
+        )
+        for expired in flags
+    ]
+    mapping_rows = [
+        (1 + i % USERS, keys[i], at, at, "10.0.0.1", UA, "")
+        for n, i in enumerate(mapped)
+        for at in [now - timedelta(seconds=n % 86400)]
+    ] + [(1 + n % USERS, f"gone{n:028d}", now, now, "10.0.0.2", UA, "") for n in range(gone)]
+    with common.connect() as conn:
         with conn.cursor() as cur:
-            cur.execute(
-                "TRUNCATE auth_user, django_session, revocation_usersession, "
-                "revocation_revocationrequest RESTART IDENTITY CASCADE"
+            common.truncate(
+                cur,
+                [
+                    "auth_user",
+                    "django_session",
+                    "revocation_usersession",
+                    "revocation_revocationrequest",
+                ],
             )
-            with cur.copy(
-                "COPY auth_user (id, password, is_superuser, username, first_name, last_name, "
-                "email, is_staff, is_active, date_joined) FROM STDIN"
-            ) as copy:
-                for uid in range(1, USERS + 1):
-                    copy.write_row((uid, "!", False, f"user{uid}", "", "", "", False, True, now))
-            cur.execute("SELECT setval(pg_get_serial_sequence('auth_user', 'id'), %s)", [USERS])
-            with cur.copy(
-                "COPY django_session (session_key, session_data, expire_date) FROM STDIN"
-            ) as copy:
-                for i, key in enumerate(keys):
-                    offset = (
-                        -rng.randint(60, 14 * 86400) if flags[i] else rng.randint(3600, 14 * 86400)
-                    )
-                    copy.write_row((key, blobs[i % 64], now + timedelta(seconds=offset)))
-            with cur.copy(
-                "COPY revocation_usersession (user_id, session_key, created_at, last_seen_at, "
-                "ip, user_agent, login_id) FROM STDIN"
-            ) as copy:
-                for n, i in enumerate(mapped):
-                    at = now - timedelta(seconds=n % 86400)
-                    copy.write_row((1 + i % USERS, keys[i], at, at, "10.0.0.1", UA, ""))
-                for n in range(gone):
-                    copy.write_row((1 + n % USERS, f"gone{n:028d}", now, now, "10.0.0.2", UA, ""))
-        conn.commit()
-        conn.autocommit = True
-        conn.execute("VACUUM ANALYZE auth_user, django_session, revocation_usersession")
-        conn.execute("CHECKPOINT")
+            common.load_users(cur, range(1, USERS + 1), now)
+            common.bulk_load(
+                cur,
+                "django_session",
+                "session_key, session_data, expire_date",
+                ((key, blobs[i % 64], expires[i]) for i, key in enumerate(keys)),
+            )
+            common.bulk_load(
+                cur,
+                "revocation_usersession",
+                "user_id, session_key, created_at, last_seen_at, ip, user_agent, login_id",
+                mapping_rows,
+            )
+        common.analyze(conn, ["auth_user", "django_session", "revocation_usersession"])
     live_mapped = sum(1 for i in mapped if not flags[i])
     return {
         "sessions": size,
@@ -193,15 +195,18 @@ def load(args: argparse.Namespace, size: int) -> dict[str, int]:
 
 def state() -> dict[str, int]:
     """Count what is left: expired and live sessions, mappings, orphaned mappings."""
-    with connect() as conn:
-        row = conn.execute(
-            "SELECT (SELECT count(*) FROM django_session WHERE expire_date < now()), "
-            "(SELECT count(*) FROM django_session WHERE expire_date >= now()), "
+    now = datetime.now(UTC)
+    with common.connect() as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT (SELECT count(*) FROM django_session WHERE expire_date < %s), "
+            "(SELECT count(*) FROM django_session WHERE expire_date >= %s), "
             "(SELECT count(*) FROM revocation_usersession), "
             "(SELECT count(*) FROM revocation_usersession m WHERE NOT EXISTS ("
             "SELECT 1 FROM django_session s WHERE s.session_key = m.session_key "
-            "AND s.expire_date > now()))"
-        ).fetchone()
+            "AND s.expire_date > %s))",
+            [now, now, now],
+        )
+        row = cur.fetchone()
     return dict(zip(("expired", "live", "mappings", "orphans"), row, strict=True))
 
 
@@ -385,10 +390,13 @@ def child(kind: str, out: Path) -> None:
         import_module(settings.SESSION_ENGINE).SessionStore.clear_expired()
         if kind == "django+orphans":
             marks.append(("sessions", 1, time.perf_counter()))
+            # No alias on the deleted table: MariaDB before 11.6 refuses one there.
             with connection.cursor() as cursor:
                 cursor.execute(
-                    "DELETE FROM revocation_usersession m WHERE NOT EXISTS (SELECT 1 FROM "
-                    "django_session s WHERE s.session_key = m.session_key AND s.expire_date > now())"
+                    "DELETE FROM revocation_usersession WHERE NOT EXISTS (SELECT 1 FROM "
+                    "django_session s WHERE s.session_key = revocation_usersession.session_key "
+                    "AND s.expire_date > %s)",
+                    [datetime.now(UTC)],
                 )
             marks.append(("mappings", 1, time.perf_counter()))
     else:
