@@ -248,8 +248,9 @@ def parse(
         return Users(tuple(check_user_ids(user_ids)))
     if users is not None or usernames is not None:
         named = users if users is not None else usernames
+        # user_ids_of() returns only ids it found: no second existence query.
         ids = user_ids_of(named, what=spelling.users, ids_too=users is not None)
-        return Users(tuple(check_user_ids(ids)))
+        return Users(tuple(sorted(set(ids))))
     if group is not None:
         return Group(check_group(group))
     if scope is not None:
