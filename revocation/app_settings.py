@@ -151,6 +151,12 @@ class AppSettings:
         return self._read("REVOCATION_SCOPES", {}, _scopes)
 
     @property
+    def FENCE_COPY_MAX_KEYS(self) -> int:
+        """Recent fences each web process keeps a local copy of (on Redis); 0 turns the copy off."""
+        # About 200 bytes a fence: 100k user fences after a large revocation take ~20 MB.
+        return self._read("REVOCATION_FENCE_COPY_MAX_KEYS", 500_000, _zero_or_more)
+
+    @property
     def REQUEST_RETENTION_DAYS(self) -> int:
         """Days finished revocation requests are kept for audit; 0 keeps them forever."""
         return self._read("REVOCATION_REQUEST_RETENTION_DAYS", 90, _zero_or_more)

@@ -7,10 +7,17 @@ tokens-valid-after) for each targeted user, the group or scope, or everyone.
 `RevocationMiddleware` compares the session's sign-in time (stamped at login)
 with the fences that apply to it and logs the request out when it predates one.
 
-Fences live in the database and are mirrored in the cache: the hot path is one
-`get_many` round trip and no query. A key missing from the cache is read from
-the database once and cached (with 0 for "no fence"), so a cold or flushed
-cache is still correct. If the cache is down, the database answers.
+Fences live in the database and are mirrored in the cache. On Redis each web
+process also keeps a copy of the recent ones, kept current over pub/sub
+(`fencecopy`): the hot path is a dictionary lookup. Where the copy cannot vouch
+for itself, the check is one `get_many` round trip and no query. A key missing
+from the cache is read from the database once and cached (with 0 for "no
+fence"), so a cold or flushed cache is still correct. If the cache is down, the
+database answers.
+
+A login stamps no group or scope: one key, SCOPED, holds the newest group or
+scope fence, and only a session that signed in before it has its user's groups
+and scopes looked up, once per newer such fence (`is_fenced`).
 
 The cache never holds an older fence than the database: a load after a miss
 only adds (a fence mirrored between our read and our write wins), and a mirror
@@ -22,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -30,18 +37,22 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.db import transaction
 
-from . import monotonic, stamps
+from . import fencecopy, monotonic, stamps
 from .models import RevocationFence
 
 logger = logging.getLogger("revocation")
 
 GLOBAL = "global"
+# The newest group or scope fence: recorded with each, read by every check.
+SCOPED = "scoped"
 # Values are integer microseconds since the epoch (compared on the cache server).
 # The prefix changed with that format: a process of an earlier release, which
 # cached float seconds under "revocation:fence:", never misreads one.
 CACHE_PREFIX = "revocation:fence-us:"
-# Stamped into the session at login: group and scope keys that apply to this user.
+# Stamped into the session: the group and scope keys that apply to its user, and the
+# SCOPED fence they were looked up for.
 SCOPES = stamps.SCOPES
+SCOPES_FOR = stamps.SCOPES_FOR
 _DB_FALLBACK_LOG_EVERY = 60.0
 _last_fallback_log = float("-inf")  # not 0: monotonic() may be under a minute
 # Keep-the-maximum on a cache that is atomic in one process only: rounds of
@@ -87,8 +98,17 @@ def record(keys: list[str], at: datetime) -> None:
 
 def _mirror(values: dict[str, int]) -> None:
     """Raise cached fences to `values` (microseconds), never lowering one."""
+    copy = fencecopy.current()
+    if copy is not None:
+        # This process sees its own revocations at once; the others within milliseconds.
+        copy.raise_to({k: _seconds(v) for k, v in values.items()})
     try:
-        monotonic.raise_many(_cache_keys(values), settings.SESSION_COOKIE_AGE)
+        monotonic.raise_many(
+            _cache_keys(values),
+            settings.SESSION_COOKIE_AGE,
+            publish=monotonic.channel(fencecopy.CHANNEL),
+            names=list(values),
+        )
         if not monotonic.is_atomic():
             _repair(list(values))
     except Exception:
@@ -181,8 +201,12 @@ def _log_fallback() -> None:
         logger.warning("revocation: cache unavailable, checking fences in the database")
 
 
-def is_fenced(session: Any, signed_in_at: float) -> bool:
+def is_fenced(session: Any, signed_in_at: float, scopes_of: Callable[[], list[str]] = list) -> bool:
     """Return whether the logged-in `session` predates a fence that applies to it.
+
+    `scopes_of` returns the group and scope keys of the session's user; it is called
+    only when a group or scope fence is newer than the sign-in and than the last
+    look, and what it returns is stamped into the session.
 
     A session kept by the newest revocation of its user ("log out my other
     sessions") is spared: its sign-in id has a `keep` entry at least as new as
@@ -196,8 +220,15 @@ def is_fenced(session: Any, signed_in_at: float) -> bool:
     mine = user_key(user_id)
     login_id = stamps.login_id(session)
     keep = keep_key(login_id) if login_id else None
-    found = fences_of([mine, GLOBAL, *session.get(SCOPES, []), *([keep] if keep else [])])
-    if max((v for k, v in found.items() if k not in (mine, keep)), default=0.0) > signed_in_at:
+    own = [mine, *([keep] if keep else [])]
+    found = _lookup([GLOBAL, SCOPED, *session.get(SCOPES, []), *own], signed_in_at)
+    # Not a fence of this session: when the newest group or scope fence was recorded.
+    scoped = found.pop(SCOPED)
+    # Stamped at sign-in by earlier releases, SCOPES was looked up at signed_in_at.
+    if scoped > max(signed_in_at, float(session.get(SCOPES_FOR, signed_in_at))):
+        keys = _scopes_now(session, user_id, scopes_of, scoped)
+        found.update(_lookup(keys, signed_in_at))
+    if max((v for k, v in found.items() if k not in own), default=0.0) > signed_in_at:
         return True
     fence = found.get(mine, 0.0)
     if fence <= signed_in_at:
@@ -207,3 +238,26 @@ def is_fenced(session: Any, signed_in_at: float) -> bool:
     # Re-stamp, so the kept session's next request needs no keep entry.
     session[stamps.AUTH_AT] = fence
     return False
+
+
+def _lookup(keys: list[str], signed_in_at: float) -> dict[str, float]:
+    """Return the fences of `keys` from this process's copy if it can answer, else the cache."""
+    copy = fencecopy.current()
+    if copy is not None and copy.answers(signed_in_at):
+        return copy.fences_of(keys)
+    return fences_of(keys)
+
+
+def _scopes_now(
+    session: Any, user_id: Any, scopes_of: Callable[[], list[str]], scoped: float
+) -> list[str]:
+    """Look up the group and scope keys of the session's user and stamp them; [] on failure."""
+    try:
+        keys = scopes_of()
+    except Exception:
+        # Checked again on the next request; the user's own and global fences still apply.
+        logger.exception("revocation: could not read the groups and scopes of user %s", user_id)
+        return []
+    session[SCOPES] = keys
+    session[SCOPES_FOR] = scoped
+    return keys

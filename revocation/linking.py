@@ -86,11 +86,8 @@ def session_user_id(session: Any) -> Any:
 
 
 def mark_login(request: HttpRequest, user: Any) -> None:
-    """Stamp the sign-in time and the user's fence scopes into the session, and link it."""
-    try:
-        services.stamp_sign_in(request.session, user, now=clock())
-    except Exception:
-        logger.exception("revocation: could not read the scopes of user %s", user.pk)
+    """Stamp the sign-in time and id into the session, and link it."""
+    services.stamp_sign_in(request.session, now=clock())
     reconcile(request)
 
 

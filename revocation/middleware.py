@@ -13,7 +13,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.contrib.auth import SESSION_KEY, logout
 from django.http import HttpRequest, HttpResponse
 
-from . import fences, linking, stamps
+from . import fences, linking, stamps, targets
 from .app_settings import app_settings
 
 logger = logging.getLogger("revocation")
@@ -56,7 +56,7 @@ class RevocationMiddleware:
             # No session cookie: nothing to fence, and reading the session would make
             # SessionMiddleware add `Vary: Cookie` to every public page.
             return
-        if fences.is_fenced(session, stamps.signed_in_at(session)):
+        if fences.is_fenced(session, stamps.signed_in_at(session), lambda: scopes_of(request)):
             # The worker may not have deleted it yet (or cannot: signed cookies).
             logger.info(
                 "revocation: fenced session of user %s logged out", session.get(SESSION_KEY)
@@ -74,3 +74,8 @@ class RevocationMiddleware:
         if session.accessed and session.session_key:
             linking.touch(request, app_settings.TOUCH_INTERVAL)
         linking.end(request)
+
+
+def scopes_of(request: HttpRequest) -> list[str]:
+    """Return the group and scope fence keys of the request's user (a query or more)."""
+    return targets.fence_keys_of(request.user)

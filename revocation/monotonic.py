@@ -8,6 +8,8 @@ the wrong order must leave the larger value (so writes keep the maximum).
   `SET NX EX` for loads, a small Lua script for keep-the-maximum. Values are
   stored as Django's `RedisSerializer` stores integers (raw, not pickled), so
   Django's `get_many` reads them back and the script compares them as numbers.
+  The script can also publish what it leaves stored on a channel, in the same
+  atomic step: a subscriber never misses a value the cache holds (`fencecopy`).
 - Any other cache: `add()` per key for loads, read-compare-write for the
   maximum, both under `cachelock.serialized` (atomic on the file and
   local-memory caches; within one process only elsewhere: see `is_atomic`).
@@ -15,6 +17,7 @@ the wrong order must leave the larger value (so writes keep the maximum).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.cache import DEFAULT_CACHE_ALIAS, caches
@@ -23,17 +26,31 @@ from django.core.cache.backends.base import BaseCache
 from . import cachelock
 
 _LOCK = "revocation-monotonic"
-# KEYS[i] takes ARGV[i + 1] unless it already holds a number at least as large.
-# ARGV[1] is the TTL in seconds ("" for none). A non-number is treated as absent.
+# KEYS[i] takes ARGV[i + 3] unless it already holds a number at least as large.
+# ARGV[1] is the TTL in seconds ("" for none); ARGV[2] a channel ("" for none) on
+# which "name value" lines are published, name ARGV[#KEYS + i + 3] and value what
+# KEYS[i] holds afterwards, 1000 lines a message. A non-number is treated as absent.
+# Values are published as stored: Lua would print a number above 1e14 rounded.
 _KEEP_MAX = """
+local n = #KEYS
+local lines = {}
 for i, key in ipairs(KEYS) do
-  local new = ARGV[i + 1]
-  local current = tonumber(redis.call('GET', key))
+  local new = ARGV[i + 2]
+  local stored = redis.call('GET', key)
+  local current = tonumber(stored)
   if current == nil or current < tonumber(new) then
     if ARGV[1] == '' then
       redis.call('SET', key, new)
     else
       redis.call('SET', key, new, 'EX', ARGV[1])
+    end
+    stored = new
+  end
+  if ARGV[2] ~= '' then
+    lines[#lines + 1] = ARGV[n + i + 2] .. ' ' .. stored
+    if #lines == 1000 or i == n then
+      redis.call('PUBLISH', ARGV[2], table.concat(lines, '\\n'))
+      lines = {}
     end
   end
 end
@@ -56,6 +73,23 @@ def _redis_client(backend: BaseCache) -> Any:
     if not isinstance(clients._serializer, RedisSerializer):
         return None
     return clients.get_client(None, write=True)
+
+
+def redis_client() -> Any:
+    """Return the default cache's redis-py client if it is Django's Redis cache, else None."""
+    return _redis_client(_backend())
+
+
+def channel(name: str) -> str:
+    """Return the pub/sub channel called `name` of the default cache's key space.
+
+    Channels are server-wide: the cache's key prefix, version and database number
+    keep two sites (or two test runs) on one Redis server apart.
+    """
+    backend = _backend()
+    client = _redis_client(backend)
+    db = client.connection_pool.connection_kwargs.get("db", 0) if client is not None else 0
+    return f"{backend.make_key(name)}@{db}"
 
 
 def is_atomic() -> bool:
@@ -88,8 +122,15 @@ def add_many(values: dict[str, int], timeout: int) -> None:
             backend.add(key, int(value), timeout)
 
 
-def raise_many(values: dict[str, int], timeout: int) -> None:
-    """Cache each of `values` unless its key already holds a larger one."""
+def raise_many(
+    values: dict[str, int], timeout: int, *, publish: str = "", names: Sequence[str] = ()
+) -> None:
+    """Cache each of `values` unless its key already holds a larger one.
+
+    On Redis, `publish` names a channel (see `channel`) that is told, in the same
+    atomic step, the value each key holds afterwards, under `names` (one per key,
+    in order; the keys themselves by default).
+    """
     if not values:
         return
     backend = _backend()
@@ -98,7 +139,8 @@ def raise_many(values: dict[str, int], timeout: int) -> None:
         ttl = backend.get_backend_timeout(timeout)
         keys = [backend.make_and_validate_key(key) for key in values]
         script = client.register_script(_KEEP_MAX)  # EVALSHA, EVAL once per server
-        script(keys=keys, args=["" if ttl is None else ttl, *(int(v) for v in values.values())])
+        args = ["" if ttl is None else ttl, publish, *(int(v) for v in values.values())]
+        script(keys=keys, args=[*args, *((names or values) if publish else ())])
         return
     with cachelock.serialized(backend, _LOCK):
         current = backend.get_many(list(values))

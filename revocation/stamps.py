@@ -13,8 +13,10 @@ from typing import Any
 AUTH_AT = "_revocation_auth_at"
 # When activity was last recorded, so the mapping is touched at most once per interval.
 SEEN_AT = "_revocation_seen_at"
-# Group and scope fence keys that applied to the user at sign-in.
+# The group and scope fence keys of the user, looked up when a group or scope fence
+# newer than the sign-in appeared (see fences.is_fenced), and that fence's time.
 SCOPES = "_revocation_scopes"
+SCOPES_FOR = "_revocation_scopes_for"
 # A random id of this sign-in: what "keep this session" means across key changes.
 LOGIN_ID = "_revocation_login_id"
 

@@ -134,7 +134,7 @@ class Group(Target):
         return super().users().filter(groups__name=self.name)
 
     def fence_keys(self) -> list[str]:
-        return [fences.group_key(self.name)]
+        return [fences.group_key(self.name), fences.SCOPED]
 
     def describe(self) -> str:
         return f"group {self.name}"
@@ -160,7 +160,7 @@ class Scope(Target):
         return super().users().filter(pk__in=scope_resolver(self.name)(self.value))
 
     def fence_keys(self) -> list[str]:
-        return [fences.scope_key(self.name, self.value)]
+        return [fences.scope_key(self.name, self.value), fences.SCOPED]
 
     def describe(self) -> str:
         return f"{self.name}={self.value}"
@@ -377,7 +377,7 @@ def check_group(name: Any) -> str:
 
 
 def fence_keys_of(user: Any) -> list[str]:
-    """Return the group and scope fence keys that apply to `user` right now (stamped at sign-in)."""
+    """Return the group and scope fence keys that apply to `user` right now."""
     groups = getattr(user, "groups", None)  # custom user models may have none
     names = groups.values_list("name", flat=True) if groups is not None else []
     keys = [fences.group_key(name) for name in names]

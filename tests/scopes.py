@@ -33,3 +33,15 @@ gated.clean = str  # type: ignore[attr-defined]
 def named(value: str) -> QuerySet[Any]:
     """The user whose username is `value`: a string-valued scope with no clean()."""
     return get_user_model()._default_manager.filter(username=value).values("pk")
+
+
+def broken(value: str) -> QuerySet[Any]:
+    """Nobody; looking up a user's values fails, as a scope store that is down would."""
+    return get_user_model()._default_manager.none().values("pk")
+
+
+def _scope_store_down(user_id: Any) -> list[str]:
+    raise RuntimeError("scope store down")
+
+
+broken.scopes_of = _scope_store_down  # type: ignore[attr-defined]

@@ -9,7 +9,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from .. import engines, stamps, targets
+from .. import engines, stamps
 from ..models import UserSession
 
 
@@ -95,13 +95,18 @@ def touch_session(
         )
 
 
-def stamp_sign_in(session: SessionBase, user: Any, *, now: float) -> None:
-    """Stamp a new sign-in into `session`: its time, a fresh sign-in id, the user's scopes."""
+def stamp_sign_in(session: SessionBase, *, now: float) -> None:
+    """Stamp a new sign-in into `session`: its time and a fresh sign-in id.
+
+    No query: the user's groups and scopes are looked up by the fence check, and
+    only once a group or scope fence newer than this sign-in exists.
+    """
     session[stamps.AUTH_AT] = now
     session[stamps.SEEN_AT] = now
     session[stamps.LOGIN_ID] = stamps.new_login_id()
-    # Last: reading a project's scopes may fail, and the sign-in is stamped by then.
-    session[stamps.SCOPES] = targets.fence_keys_of(user)
+    # A new sign-in of the same session (login over another user) looks again.
+    session.pop(stamps.SCOPES, None)
+    session.pop(stamps.SCOPES_FOR, None)
 
 
 def ensure_login_id(session: SessionBase) -> str:

@@ -7,11 +7,12 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import Group
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from revocation import fences, maintenance, services
+from revocation import fencecopy, fences, maintenance, services
 from revocation.models import RevocationFence, RevocationRequest, UserSession
 from tests.conftest import ENGINES, is_logged_in, logged_in_client
 from tests.orgs.models import Membership, Org
@@ -71,16 +72,72 @@ def test_group_and_scope_fences_apply_to_members_only(make_user: Any) -> None:
     Membership.objects.create(org=acme, user=member)
     by_group, by_scope = logged_in_client(member), logged_in_client(member)
     kept = logged_in_client(outsider)
-    assert set(by_group.session[fences.SCOPES]) == {"group:ops", f"scope:org:{acme.pk}"}
 
     services.revoke_sessions(group="ops")
     assert not is_logged_in(by_group)
-    RevocationFence.objects.all().delete()
+    RevocationFence.objects.filter(key="group:ops").delete()
     cache.delete(fences.CACHE_PREFIX + "group:ops")
+    fencecopy.reset()
 
     services.revoke_sessions(scope=("org", acme.pk))
     assert not is_logged_in(by_scope)
     assert is_logged_in(kept)
+
+
+def test_a_login_looks_up_no_group_or_scope(make_user: Any) -> None:
+    u = make_user()
+    Group.objects.create(name="ops").user_set.add(u)
+    with CaptureQueriesContext(connection) as login:
+        client = logged_in_client(u)
+    assert not [q for q in login.captured_queries if "auth_group" in q["sql"]]
+    assert fences.SCOPES not in client.session
+    # No group or scope fence newer than the sign-in: requests look nothing up either.
+    services.revoke_sessions(group="ops")
+    later = logged_in_client(u)
+    with CaptureQueriesContext(connection) as request:
+        assert is_logged_in(later)
+    assert not [q for q in request.captured_queries if "auth_group" in q["sql"]]
+    assert fences.SCOPES not in later.session
+
+
+def test_group_membership_counts_as_of_the_check_and_is_looked_up_once(make_user: Any) -> None:
+    joiner, outsider = make_user(), make_user()
+    joining, staying = logged_in_client(joiner), logged_in_client(outsider)
+    # Joined after signing in: the group's revocation still reaches the session.
+    Group.objects.create(name="ops").user_set.add(joiner)
+    services.revoke_sessions(group="ops")
+    assert not is_logged_in(joining)
+    assert is_logged_in(staying)
+    # The outsider's groups were looked up for that fence, and are not looked up again.
+    assert staying.session[fences.SCOPES] == []
+    with CaptureQueriesContext(connection) as request:
+        assert is_logged_in(staying)
+    assert not [q for q in request.captured_queries if "auth_group" in q["sql"]]
+
+
+def test_scopes_stamped_at_sign_in_by_an_earlier_release_still_apply(make_user: Any) -> None:
+    u = make_user()
+    client = logged_in_client(u)
+    session = client.session
+    session[fences.SCOPES] = ["group:legacy"]  # as stamped at sign-in, no SCOPES_FOR
+    session.save()
+    # No such group exists any more: only the stamp can tie the session to it.
+    with transaction.atomic():
+        fences.record(["group:legacy", fences.SCOPED], timezone.now())
+    assert not is_logged_in(client)
+
+
+def test_a_failing_scope_lookup_is_logged_and_retried(
+    make_user: Any, settings: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    u = make_user()
+    client = logged_in_client(u)
+    settings.REVOCATION_SCOPES = {"gated": "tests.scopes.gated", "broken": "tests.scopes.broken"}
+    services.revoke_sessions(scope=("gated", "nobody-here"))
+    with caplog.at_level("ERROR", logger="revocation"):
+        assert is_logged_in(client)  # the user's own and the global fences still apply
+    assert "could not read the groups and scopes" in caplog.text
+    assert fences.SCOPES_FOR not in client.session
 
 
 def test_global_fence_logs_everyone_out_but_not_later_logins(make_user: Any) -> None:
