@@ -7,7 +7,8 @@ reach the mutated function. Two legs, like CI's:
 1. the embedded default (SQLite + file cache): every target mutant;
 2. PostgreSQL + Redis: the modules with branches only those servers take - all of
    deletion.py and the one-statement page delete of sql/postgresql.py, engines.py (the
-   eviction of cached copies from Redis) and monotonic.py (its Redis branch).
+   eviction of cached copies from Redis), monotonic.py (its Redis branch) and
+   fencecopy.py (Redis only).
 
 A mutant counts as killed if a test failed (or timed out) on either leg. The
 report gives killed/total per module and overall; the last line is
@@ -56,6 +57,7 @@ ENGINE_METHODS = (
 )
 MODULES = {
     "fences": ["revocation.fences.*"],
+    "fence copy": ["revocation.fencecopy.*"],
     "monotonic": ["revocation.monotonic.*"],
     "cachelock": ["revocation.cachelock.*"],
     "deletion": ["revocation.deletion.*"],
@@ -79,6 +81,7 @@ SERVER_TARGETS = [
     *MODULES["engines: delete + evict"],
     f"{PG}.xǁPostgreSQLǁdelete_mapped__mutmut_*",
     "revocation.monotonic.*",
+    "revocation.fencecopy.*",
 ]
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): a failing or timed-out test run
 # detected the mutant. 33 and 5 mean no test reached it.
