@@ -259,6 +259,11 @@ def current() -> FenceCopy | None:
     return _start()
 
 
+def running() -> FenceCopy | None:
+    """Return this process's fence copy if one is running; never start one."""
+    return _copy
+
+
 def _start() -> FenceCopy | None:
     """Decide whether this process keeps a copy, and start it if so."""
     global _copy, _decided

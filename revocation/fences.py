@@ -98,7 +98,8 @@ def record(keys: list[str], at: datetime) -> None:
 
 def _mirror(values: dict[str, int]) -> None:
     """Raise cached fences to `values` (microseconds), never lowering one."""
-    copy = fencecopy.current()
+    # Not current(): a worker or a command that records fences checks none.
+    copy = fencecopy.running()
     if copy is not None:
         # This process sees its own revocations at once; the others within milliseconds.
         copy.raise_to({k: _seconds(v) for k, v in values.items()})

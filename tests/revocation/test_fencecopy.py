@@ -216,3 +216,10 @@ def test_trust_lasts_from_a_ping_sent_after_the_load_for_grace_seconds() -> None
     assert not copy.answers(time.time())
     pong(time.monotonic())
     assert copy.answers(time.time())
+
+
+def test_a_process_that_only_records_fences_keeps_no_copy() -> None:
+    fencecopy.reset()  # as a fresh worker or command process
+    with transaction.atomic():
+        fences.record(["user:recorded-only"], timezone.now())
+    assert fencecopy.running() is None
