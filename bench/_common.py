@@ -437,3 +437,17 @@ def header(title: str, **sizes: object) -> None:
     print(f"# {title}", flush=True)
     for key, value in sizes.items():
         print(f"#   {key}: {value}", flush=True)
+
+
+def statements(work: Callable[[], Any], using: str = "default") -> list[str]:
+    """Run `work` once and return the SQL statements it sent (BEGIN/COMMIT included).
+
+    Through CaptureQueriesContext, so with DEBUG off too; each statement cut to its
+    first words (enough to tell an INSERT from an upsert or a transaction).
+    """
+    from django.db import connections
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connections[using]) as captured:
+        work()
+    return [" ".join(q["sql"].split()[:3]) for q in captured.captured_queries]

@@ -35,9 +35,9 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
-from django.db import transaction
+from django.db import DEFAULT_DB_ALIAS, router, transaction
 
-from . import fencecopy, monotonic, stamps
+from . import fencecopy, monotonic, sql, stamps
 from .models import RevocationFence
 
 logger = logging.getLogger("revocation")
@@ -84,22 +84,29 @@ def keep_key(login_id: str) -> str:
 
 def record(keys: list[str], at: datetime) -> None:
     """Store fences at `at` for `keys` (never moving one back), mirrored on commit."""
-    # Two statements whatever the number of keys: insert the new ones, then move only
-    # older fences forward (a later request committing first must not be undone).
-    RevocationFence.objects.bulk_create(
-        [RevocationFence(key=k, not_before=at) for k in keys], ignore_conflicts=True
-    )
-    RevocationFence.objects.filter(key__in=keys, not_before__lt=at).update(not_before=at)
-    # Mirror what the database holds now, not `at`: a newer fence committed first may
-    # have left the cache (evicted, expired, or its mirror failed) and must not reappear older.
-    stored = _from_db(keys)
-    transaction.on_commit(lambda: _mirror(stored), robust=True)
+    if not keys:
+        return
+    # One upsert that keeps the later time (a later request committing first must not
+    # be undone) and returns what the database then holds. Sorted: concurrent requests
+    # lock the keys they share in one order.
+    using = router.db_for_write(RevocationFence)
+    mirror_on_commit(sql.dialect(using).raise_fences(sorted(set(keys)), at), using=using)
+
+
+def mirror_on_commit(stored: dict[str, datetime], *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """Mirror `stored`, the fences a write left in the database, into the cache on commit.
+
+    What the database holds, not the time asked for: a newer fence committed first
+    may have left the cache (evicted, expired, or its mirror failed) and must not
+    reappear older.
+    """
+    values = {k: _micros(v) for k, v in stored.items()}
+    transaction.on_commit(lambda: _mirror(values), robust=True, using=using)
 
 
 def _mirror(values: dict[str, int]) -> None:
     """Raise cached fences to `values` (microseconds), never lowering one."""
-    # Not current(): a worker or a command that records fences checks none.
-    copy = fencecopy.running()
+    copy = fencecopy.current()
     if copy is not None:
         # This process sees its own revocations at once; the others within milliseconds.
         copy.raise_to({k: _seconds(v) for k, v in values.items()})

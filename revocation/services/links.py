@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -9,7 +10,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.db import connections, router, transaction
 from django.utils import timezone
 
-from .. import engines, stamps
+from .. import engines, sql, stamps
 from ..models import UserSession
 
 
@@ -22,51 +23,48 @@ def link_session(
     user_agent: str,
     login_id: str = "",
 ) -> None:
-    """Make the mapping follow a session from `old_key` to `new_key` (either may be None)."""
-    now = timezone.now()
-    with transaction.atomic():
-        moved = 0
-        if old_key and new_key and user_id is not None:
-            # A key rotation of the same login keeps its sign-in time.
-            moved = UserSession.objects.filter(session_key=old_key, user_id=user_id).update(
-                session_key=new_key, last_seen_at=now, ip=ip, user_agent=user_agent
-            )
-        if old_key and not moved:
-            UserSession.objects.filter(session_key=old_key).delete()
-        if new_key and user_id is not None and not moved:
-            UserSession.objects.bulk_create(
-                [
-                    UserSession(
-                        user_id=user_id,
-                        session_key=new_key,
-                        login_id=login_id,
-                        created_at=now,
-                        last_seen_at=now,
-                        ip=ip,
-                        user_agent=user_agent,
-                    )
-                ],
-                update_conflicts=True,
-                unique_fields=_conflict_target(),
-                update_fields=[
-                    "user",
-                    "login_id",
-                    "created_at",
-                    "last_seen_at",
-                    "ip",
-                    "user_agent",
-                ],
-            )
+    """Make the mapping follow a session from `old_key` to `new_key` (either may be None).
 
-
-def _conflict_target() -> list[str] | None:
-    """Return the upsert's conflict column, or None where the database names none.
-
-    MySQL's ON DUPLICATE KEY UPDATE takes no target (Django refuses unique_fields
-    there); it fires on any unique key, and session_key is the only one we insert.
+    One statement and no transaction of its own for a login (an upsert) or a logout
+    (a DELETE); a key rotation is one statement on PostgreSQL, up to three
+    elsewhere. None needs a transaction: each statement records a fact that holds
+    alone ("the old key is gone", "the new key is this user's"), and a failure
+    halfway leaves the new session unlinked, as a failure of the whole would.
     """
-    features = connections[router.db_for_write(UserSession)].features
-    return ["session_key"] if features.supports_update_conflicts_with_target else None
+    using = router.db_for_write(UserSession)
+    dialect = sql.dialect(using)
+    with _contained(using):
+        if new_key and user_id is not None:
+            now = timezone.now()
+            row = {
+                "user_id": user_id,
+                "session_key": new_key,
+                "login_id": login_id,
+                "created_at": now,
+                "last_seen_at": now,
+                "ip": ip,
+                "user_agent": user_agent,
+            }
+            if old_key:
+                # A key rotation of the same login keeps its sign-in time (and its row id).
+                dialect.move_link(old_key, row)
+            else:
+                dialect.upsert_link(row)
+        elif old_key:
+            dialect.delete_link(old_key)
+
+
+def _contained(using: str) -> AbstractContextManager[Any]:
+    """Return a savepoint where a failed statement would abort the caller's transaction.
+
+    In autocommit (Django's default) a failed statement ends alone. Inside a
+    transaction (ATOMIC_REQUESTS) PostgreSQL aborts the whole transaction on any
+    error, and the login with it, though linking.py logs the error and goes on:
+    the savepoint confines it. SQLite and MySQL undo only the failed statement.
+    """
+    if connections[using].in_atomic_block and sql.dialect(using).failure_aborts_transaction:
+        return transaction.atomic(using=using)
+    return nullcontext()
 
 
 def touch_session(

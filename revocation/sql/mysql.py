@@ -7,8 +7,9 @@ from typing import Any
 
 from django.db import connections, transaction
 
+from ..models import RevocationFence, UserSession
 from .names import db_datetime, quoted
-from .portable import Dialect, Step
+from .portable import Dialect, Step, db_values, from_db_values
 
 
 class MySQL(Dialect):
@@ -44,6 +45,59 @@ class MySQL(Dialect):
 
     def prune_orphans(self, session_model: Any, now: datetime, batch: int, step: Step) -> int:
         return self._prune_orphans_by_window(session_model, now, batch, step)
+
+    # A failed statement is undone alone (a deadlock rolls back everything, savepoint or not).
+    failure_aborts_transaction = False
+
+    def upsert_link(self, values: dict[str, Any]) -> None:
+        """One `INSERT ... ON DUPLICATE KEY UPDATE`: no transaction, so no BEGIN/COMMIT either.
+
+        It fires on any unique key; session_key is the only one we insert.
+        """
+        table, key, *columns = quoted(self.connection, UserSession, "session_key", *values)
+        new, updates = self._new_row([c for c in columns if c != key])
+        sql = (
+            f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(columns))}) {new}"
+            f"ON DUPLICATE KEY UPDATE {', '.join(f'{c} = {v}' for c, v in updates.items())}"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, db_values(self.connection, UserSession, values))
+
+    def raise_fences(self, keys: list[str], at: datetime) -> dict[str, datetime]:
+        """An `INSERT ... ON DUPLICATE KEY UPDATE` keeping `GREATEST(stored, new)`, then a read.
+
+        The read is of rows this transaction has just locked, so it sees what the
+        upsert left. Not MariaDB's RETURNING: its manual promises the inserted rows,
+        not what a duplicate's update leaves.
+        """
+        table, key, not_before = quoted(self.connection, RevocationFence, "key", "not_before")
+        value = db_values(self.connection, RevocationFence, {"not_before": at})[0]
+        new, updates = self._new_row([not_before])
+        stored: dict[str, Any] = {}
+        for chunk in self._chunks(RevocationFence, ["key", "not_before"], keys):
+            sql = (
+                f"INSERT INTO {table} ({key}, {not_before}) "  # noqa: S608
+                f"VALUES {', '.join(['(%s, %s)'] * len(chunk))} {new}"
+                f"ON DUPLICATE KEY UPDATE "
+                f"{not_before} = GREATEST({table}.{not_before}, {updates[not_before]})"
+            )
+            with self.connection.cursor() as cursor:
+                cursor.execute(sql, [p for k in chunk for p in (k, value)])
+                stored.update(self._read_fences(cursor, chunk))
+        return from_db_values(self.connection, RevocationFence, "not_before", stored)
+
+    def _new_row(self, columns: list[str]) -> tuple[str, dict[str, str]]:
+        """Return the clause naming the row being inserted, and how to read each of `columns`.
+
+        MariaDB reads it with VALUE(col); MySQL 8.0.19+ with a row alias (VALUES() is
+        deprecated there from 8.0.20), as Django's own bulk_create does.
+        """
+        connection: Any = self.connection
+        if not connection.mysql_is_mariadb and connection.mysql_version >= (8, 0, 19):
+            return "AS new ", {c: f"new.{c}" for c in columns}
+        function = "VALUE" if connection.mysql_is_mariadb else "VALUES"
+        return "", {c: f"{function}({c})" for c in columns}
 
 
 def get_lock(using: str, name: str) -> bool:

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 from django.db import connections, router, transaction
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 
-from ..models import UserSession
+from ..models import RevocationFence, UserSession
 from .names import db_datetime, quoted
 
 Step = Callable[[int], None]
 """Called after every batch with the rows handled so far."""
+
+# What a key rotation rewrites on the mapping: not its sign-in time or sign-in id.
+MOVED_FIELDS = ("session_key", "last_seen_at", "ip", "user_agent")
 
 
 def delete_in_batches(queryset: Any, batch: int, step: Step) -> int:
@@ -120,3 +123,170 @@ class Dialect:
     def _in(self, column: str, subquery: str) -> str:
         """Return the condition "`column` is one of the rows of `subquery`"."""
         return f"{column} IN ({subquery})"
+
+    # A failed statement aborts the whole transaction around it (PostgreSQL), rather
+    # than only itself (SQLite, MySQL): a caller that must survive it needs a savepoint.
+    # Unknown databases: assume the worst.
+    failure_aborts_transaction = True
+
+    def upsert_link(self, values: dict[str, Any]) -> None:
+        """Insert the UserSession row `values` (attnames), or overwrite the row with its key.
+
+        Here through the ORM, in a transaction of its own; a vendor with an upsert
+        statement does it in that one statement.
+        """
+        features = self.connection.features
+        UserSession.objects.using(self.using).bulk_create(
+            [UserSession(**values)],
+            update_conflicts=True,
+            # MySQL's ON DUPLICATE KEY UPDATE takes no target; the key is the only unique one.
+            unique_fields=["session_key"]
+            if features.supports_update_conflicts_with_target
+            else None,
+            update_fields=[name for name in values if name != "session_key"],
+        )
+
+    def move_link(self, old_key: str, values: dict[str, Any]) -> None:
+        """Move the mapping of `old_key` to the row `values` (a key rotation, or a login).
+
+        The same user's row keeps its id, sign-in time and sign-in id; any other
+        row of `old_key` goes, and `values` is upserted. Here up to three
+        statements, each alone (every one records a fact that holds by itself).
+        """
+        moved = (
+            UserSession.objects.using(self.using)
+            .filter(session_key=old_key, user_id=values["user_id"])
+            .update(**{k: v for k, v in values.items() if k in MOVED_FIELDS})
+        )
+        if not moved:
+            self.delete_link(old_key)
+            self.upsert_link(values)
+
+    def delete_link(self, key: str) -> None:
+        """Delete the mapping of session `key`: one DELETE (the ORM's would add BEGIN/COMMIT)."""
+        table, column = quoted(self.connection, UserSession, "session_key")
+        with self.connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE {column} = %s", [key])  # noqa: S608
+
+    def insert_with_fences(
+        self, row: Model, keys: list[str], at: datetime
+    ) -> dict[str, datetime] | None:
+        """Insert new `row` and `raise_fences(keys, at)` in one statement; None if it cannot.
+
+        One statement is atomic without a transaction: no BEGIN or COMMIT. Returns
+        what `raise_fences` returns; None means nothing was written (no signal sent).
+        """
+        return None
+
+    def raise_fences(self, keys: list[str], at: datetime) -> dict[str, datetime]:
+        """Move the fences of `keys` (distinct) up to `at`, never back; return what each holds.
+
+        Here three statements (insert the new ones, raise the older ones, read back);
+        a vendor with an upsert does it in one, or two where it cannot return rows.
+        """
+        fences = RevocationFence.objects.using(self.using)
+        fences.bulk_create(
+            [RevocationFence(key=k, not_before=at) for k in keys], ignore_conflicts=True
+        )
+        fences.filter(key__in=keys, not_before__lt=at).update(not_before=at)
+        return dict(fences.filter(key__in=keys).values_list("key", "not_before"))
+
+    def _upsert_link_on_conflict(self, values: dict[str, Any]) -> None:
+        """`upsert_link` by one `INSERT ... ON CONFLICT DO UPDATE` (PostgreSQL, SQLite)."""
+        table, key, *columns = quoted(self.connection, UserSession, "session_key", *values)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+        sql = (
+            f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608
+            f"VALUES ({', '.join(['%s'] * len(columns))}) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, db_values(self.connection, UserSession, values))
+
+    def _raise_fences_on_conflict(
+        self, keys: list[str], at: datetime, *, greatest: str, returning: bool
+    ) -> dict[str, datetime]:
+        """`raise_fences` by `INSERT ... ON CONFLICT (key) DO UPDATE` (PostgreSQL, SQLite).
+
+        With `returning`, the same statement hands back the values it left; else they
+        are read back (rows this transaction holds locked on PostgreSQL; SQLite has a
+        single writer).
+        """
+        stored: dict[str, Any] = {}
+        for chunk in self._chunks(RevocationFence, ["key", "not_before"], keys):
+            sql, params = self._fence_upsert(chunk, at, greatest=greatest)
+            with self.connection.cursor() as cursor:
+                if returning:
+                    _, key, not_before = quoted(
+                        self.connection, RevocationFence, "key", "not_before"
+                    )
+                    cursor.execute(f"{sql} RETURNING {key}, {not_before}", params)
+                    stored.update(cursor.fetchall())
+                else:
+                    cursor.execute(sql, params)
+                    stored.update(self._read_fences(cursor, chunk))
+        return from_db_values(self.connection, RevocationFence, "not_before", stored)
+
+    def _fence_upsert(
+        self, keys: list[str], at: datetime, *, greatest: str
+    ) -> tuple[str, list[Any]]:
+        """Return an upsert of fences `keys` at `at` (PostgreSQL, SQLite), and its parameters.
+
+        The conflict branch takes `greatest` (the vendor's two-argument maximum) of the
+        stored and the new time: it locks the row and reads its latest committed
+        value, so a later fence committed meanwhile stays.
+        """
+        table, key, not_before = quoted(self.connection, RevocationFence, "key", "not_before")
+        value = db_values(self.connection, RevocationFence, {"not_before": at})[0]
+        sql = (
+            f"INSERT INTO {table} ({key}, {not_before}) "  # noqa: S608
+            f"VALUES {', '.join(['(%s, %s)'] * len(keys))} "
+            f"ON CONFLICT ({key}) DO UPDATE SET "
+            f"{not_before} = {greatest}({table}.{not_before}, excluded.{not_before})"
+        )
+        return sql, [p for k in keys for p in (k, value)]
+
+    def _read_fences(self, cursor: Any, keys: list[str]) -> list[tuple[str, Any]]:
+        """Return (key, raw not_before) of the stored fences among `keys`."""
+        table, key, not_before = quoted(self.connection, RevocationFence, "key", "not_before")
+        marks = ", ".join(["%s"] * len(keys))
+        cursor.execute(
+            f"SELECT {key}, {not_before} FROM {table} WHERE {key} IN ({marks})",  # noqa: S608
+            keys,
+        )
+        return list(cursor.fetchall())
+
+    def _chunks(
+        self, model: type[Model], fields: list[str], rows: list[str]
+    ) -> Iterator[list[str]]:
+        """Yield `rows` in runs that fit one multi-row statement of `fields` of `model`."""
+        batch = self.connection.ops.bulk_batch_size([field(model, f) for f in fields], rows)
+        # At most 1000 rows: PostgreSQL's server-side binding takes 65,535 parameters.
+        size = max(1, min(1000, batch))
+        for start in range(0, len(rows), size):
+            yield rows[start : start + size]
+
+
+def field(model: type[Model], name: str) -> Any:
+    """Return the concrete field `name` (or attname, e.g. "user_id") of `model`."""
+    return model._meta.get_field(name)
+
+
+def db_values(connection: Any, model: type[Model], values: dict[str, Any]) -> list[Any]:
+    """Return `values` (field name or attname -> Python value) as `connection` stores them."""
+    return [field(model, name).get_db_prep_save(v, connection) for name, v in values.items()]
+
+
+def from_db_values(
+    connection: Any, model: type[Model], name: str, values: dict[str, Any]
+) -> dict[str, Any]:
+    """Return raw column values of field `name` converted as the ORM would (dates, time zones)."""
+    column = field(model, name)
+    col = column.cached_col
+    converters = connection.ops.get_db_converters(col) + column.get_db_converters(connection)
+    converted = {}
+    for k, value in values.items():
+        for convert in converters:
+            value = convert(value, col, connection)
+        converted[k] = value
+    return converted

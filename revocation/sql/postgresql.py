@@ -8,14 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, connections, transaction
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet, signals
+from django.db.models.sql import InsertQuery
 
-from ..models import UserSession
+from ..models import RevocationFence, UserSession
 from .names import db_datetime, quoted
-from .portable import Dialect, Step
+from .portable import MOVED_FIELDS, Dialect, Step, db_values, field, from_db_values
 
 # Upper bound of the heap pages one ctid batch scans (8 kB each): 32 MB of reading.
 MAX_PAGES_PER_BATCH = 4096
+# More fences than this are not written in the request row's statement (a huge
+# user list): they take raise_fences()' batches in a transaction instead.
+MAX_FENCES_PER_STATEMENT = 1000
 
 
 class PostgreSQL(Dialect):
@@ -159,6 +163,100 @@ class PostgreSQL(Dialect):
 
     def _in(self, column: str, subquery: str) -> str:
         return f"{column} = ANY(ARRAY({subquery}))"
+
+    failure_aborts_transaction = True
+
+    def upsert_link(self, values: dict[str, Any]) -> None:
+        """One `INSERT ... ON CONFLICT DO UPDATE`: no transaction, so no BEGIN/COMMIT either."""
+        self._upsert_link_on_conflict(values)
+
+    def move_link(self, old_key: str, values: dict[str, Any]) -> None:
+        """Move the mapping of `old_key` in one statement: a login from an anonymous session too.
+
+        The UPDATE moves the same user's row (keeping id, sign-in time and sign-in
+        id); the DELETE drops another user's; the upsert runs only if nothing moved.
+        The three touch disjoint rows, so one snapshot serves them all.
+        """
+        connection = self.connection
+        table, key, user = quoted(connection, UserSession, "session_key", "user_id")
+        columns = quoted(connection, UserSession, *values)[1:]
+        params = dict(zip(values, db_values(connection, UserSession, values), strict=True))
+        moved = [name for name in values if name in MOVED_FIELDS]
+        sets = ", ".join(
+            f"{c} = %s" for name, c in zip(values, columns, strict=True) if name in moved
+        )
+        # Typed: a bare parameter in a SELECT list is text, and text is no inet.
+        typed = ", ".join(
+            f"CAST(%s AS {field(UserSession, name).cast_db_type(connection)})" for name in values
+        )
+        updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns if c != key)
+        sql = (
+            f"WITH moved AS (UPDATE {table} SET {sets} "  # noqa: S608
+            f"WHERE {key} = %s AND {user} = %s RETURNING 1), "
+            f"dropped AS (DELETE FROM {table} WHERE {key} = %s AND {user} <> %s) "
+            f"INSERT INTO {table} ({', '.join(columns)}) SELECT {typed} "
+            "WHERE NOT EXISTS (SELECT FROM moved) "
+            f"ON CONFLICT ({key}) DO UPDATE SET {updates}"
+        )
+        uid = params["user_id"]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                sql,
+                [*(params[n] for n in moved), old_key, uid, old_key, uid, *params.values()],
+            )
+
+    def insert_with_fences(
+        self, row: Model, keys: list[str], at: datetime
+    ) -> dict[str, datetime] | None:
+        """Insert `row` and upsert its fences in one statement: two data-modifying CTEs.
+
+        What save() does around the INSERT is done here too: pre_save and post_save
+        (created) are sent, and `row` gets its id. A row with an id, or more fences
+        than one statement takes, is left to the caller (None).
+        """
+        meta = row._meta
+        if row.pk is not None or not keys or len(keys) > MAX_FENCES_PER_STATEMENT:
+            return None
+        fields = [
+            f
+            for f in meta.local_concrete_fields
+            if f is not meta.auto_field and not getattr(f, "generated", False)
+        ]
+        model = type(row)
+        signals.pre_save.send(
+            sender=model, instance=row, raw=False, using=self.using, update_fields=None
+        )
+        query = InsertQuery(model)
+        query.insert_values(fields, [row])
+        compiler: Any = query.get_compiler(using=self.using)
+        compiler.returning_fields = [meta.pk]
+        ((insert, insert_params),) = compiler.as_sql()
+        upsert, upsert_params = self._fence_upsert(keys, at, greatest="GREATEST")
+        _, key, not_before = quoted(self.connection, RevocationFence, "key", "not_before")
+        sql = (
+            f"WITH r AS ({insert}), f AS ({upsert} RETURNING {key}, {not_before}) "  # noqa: S608
+            f"SELECT (SELECT * FROM r), {key}, {not_before} FROM f"
+        )
+        with self.connection.cursor() as cursor:
+            cursor.execute(sql, [*insert_params, *upsert_params])
+            rows = cursor.fetchall()
+        row.pk = rows[0][0]
+        row._state.adding = False
+        row._state.db = self.using
+        signals.post_save.send(
+            sender=model,
+            instance=row,
+            created=True,
+            update_fields=None,
+            raw=False,
+            using=self.using,
+        )
+        stored = {k: v for _, k, v in rows}
+        return from_db_values(self.connection, RevocationFence, "not_before", stored)
+
+    def raise_fences(self, keys: list[str], at: datetime) -> dict[str, datetime]:
+        """One `INSERT ... ON CONFLICT DO UPDATE SET not_before = GREATEST(...) RETURNING`."""
+        return self._raise_fences_on_conflict(keys, at, greatest="GREATEST", returning=True)
 
 
 def try_advisory_lock(using: str, key: int) -> bool:
