@@ -106,7 +106,8 @@ def mirror_on_commit(stored: dict[str, datetime], *, using: str = DEFAULT_DB_ALI
 
 def _mirror(values: dict[str, int]) -> None:
     """Raise cached fences to `values` (microseconds), never lowering one."""
-    copy = fencecopy.current()
+    # Not current(): a worker or a command that records fences checks none.
+    copy = fencecopy.running()
     if copy is not None:
         # This process sees its own revocations at once; the others within milliseconds.
         copy.raise_to({k: _seconds(v) for k, v in values.items()})
