@@ -101,3 +101,47 @@ def test_engines_without_a_table_count_no_deleted_rows(path: str, settings: Any)
     store.create()
     assert engines.current().delete([str(store.session_key)]) == 0
     assert not import_module(path).SessionStore().exists(str(store.session_key))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    "path",
+    [
+        "django.contrib.sessions.backends.db",
+        "django.contrib.sessions.backends.cached_db",
+        "django.contrib.sessions.backends.cache",
+    ],
+)
+def test_live_keeps_the_mappings_whose_own_session_is_stored_and_unexpired(
+    path: str, settings: Any, make_user: Any
+) -> None:
+    from datetime import timedelta
+    from importlib import import_module as load
+
+    from django.utils import timezone
+
+    settings.SESSION_ENGINE = path
+    store_class = load(path).SessionStore
+    user = make_user()
+
+    def stored(age: int) -> str:
+        """Save a session that expires in `age` seconds; return its key."""
+        store = store_class()
+        store["n"] = 1
+        store.set_expiry(age)
+        store.save()
+        return str(store.session_key)
+
+    live, expired = stored(3600), stored(3600)
+    engine = engines.current()
+    if engine.has_table:
+        # Expired, not yet cleared: still a row.
+        engine.session_model().objects.filter(session_key=expired).update(
+            expire_date=timezone.now() - timedelta(seconds=1)
+        )
+    else:
+        store_class(expired).delete()
+    for key in (live, expired, "gone-" + live[5:]):
+        UserSession.objects.create(user=user, session_key=key)
+    found = engine.live(UserSession.objects.filter(user=user))
+    assert [m.session_key for m in found] == [live]
