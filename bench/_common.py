@@ -246,6 +246,49 @@ def bulk_load(cur: Any, table: str, columns: str, rows: Iterable[Sequence[object
         cur.executemany(insert, chunk)
 
 
+@contextmanager
+def indexes_deferred(cur: Any, tables: Sequence[str]) -> Iterator[None]:
+    """Drop the indexes and constraints of `tables` for a bulk load, and build them after it.
+
+    PostgreSQL only (elsewhere: nothing). Loading 10M sessions into a table whose primary
+    key and pattern index are random strings, plus a deferred foreign key checked row by
+    row at commit, crawls once the indexes outgrow shared_buffers; one sorted build per
+    index afterwards does not. Nothing may reference `tables` (their keys are dropped).
+    """
+    if is_mysql():
+        yield
+        return
+    saved: list[tuple[str, list[tuple[str, str]], list[str]]] = []
+    for table in tables:
+        # Foreign keys last, so they find their own table's keys back first.
+        cur.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'f') "
+            "ORDER BY contype = 'f', conname",
+            [table],
+        )
+        constraints = [(str(name), str(definition)) for name, definition in cur.fetchall()]
+        cur.execute(
+            "SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index i "
+            "WHERE indrelid = %s::regclass AND NOT EXISTS "
+            "(SELECT 1 FROM pg_constraint c WHERE c.conindid = i.indexrelid)",
+            [table],
+        )
+        indexes = cur.fetchall()
+        for name, _ in reversed(constraints):
+            cur.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        for name, _ in indexes:
+            cur.execute(f"DROP INDEX {name}")
+        saved.append((table, constraints, [definition for _, definition in indexes]))
+    yield
+    cur.execute("SET LOCAL maintenance_work_mem = '256MB'")
+    for table, constraints, definitions in saved:
+        for definition in definitions:
+            cur.execute(definition)
+        for name, definition in constraints:
+            cur.execute(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+
+
 def load_users(cur: Any, user_ids: Sequence[int], now: datetime) -> None:
     """Insert users `user_ids` (no usable password) and move auth_user's id sequence past them."""
     bulk_load(
@@ -430,6 +473,12 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, interval: float, w
 def line(label: str, text: str) -> None:
     """Print one summary line."""
     print(f"{label:<44} {text}", flush=True)
+
+
+def load_average() -> str:
+    """Return the 1, 5 and 15-minute load averages and the core count, for headers."""
+    one, five, fifteen = Path("/proc/loadavg").read_text().split()[:3]
+    return f"{one} {five} {fifteen} (1/5/15 min) on {os.cpu_count()} cores"
 
 
 def header(title: str, **sizes: object) -> None:
