@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,9 @@ from .portable import MOVED_FIELDS, Dialect, Step, db_values, field, from_db_val
 
 # Upper bound of the heap pages one ctid batch scans (8 kB each): 32 MB of reading.
 MAX_PAGES_PER_BATCH = 4096
+# Maintenance batches commit without waiting for their WAL to reach disk: see
+# PostgreSQL._batch.
+SKIP_FLUSH_WAIT = "SET LOCAL synchronous_commit TO OFF"
 # More fences than this are not written in the request row's statement (a huge
 # user list): they take raise_fences()' batches in a transaction instead.
 MAX_FENCES_PER_STATEMENT = 1000
@@ -82,7 +86,7 @@ class PostgreSQL(Dialect):
                 if start >= pages:
                     return deleted
             end = start + span
-            with transaction.atomic(using=self.using), self.connection.cursor() as cursor:
+            with self._batch() as cursor:
                 cursor.execute(
                     sql, [f"({start},0)", f"({end},0)", db_datetime(self.connection, now)]
                 )
@@ -131,7 +135,7 @@ class PostgreSQL(Dialect):
         after, pruned = "(0,0)", 0
         try:
             while True:
-                with transaction.atomic(using=self.using), connection.cursor() as cursor:
+                with self._batch() as cursor:
                     cursor.execute(delete, [after, batch])
                     last, count = cursor.fetchone()
                 if last is None:
@@ -143,6 +147,23 @@ class PostgreSQL(Dialect):
             # A broken connection took the temporary table with it.
             with contextlib.suppress(DatabaseError), connection.cursor() as cursor:
                 cursor.execute(f"DROP TABLE IF EXISTS pg_temp.{snapshot}")
+
+    @contextlib.contextmanager
+    def _batch(self) -> Iterator[Any]:
+        """One maintenance batch: a transaction whose commit does not wait for the WAL flush.
+
+        A fsync per batch was a quarter of the expired-session phase (4-6 ms a commit,
+        90 commits per million sessions). Safe for these deletes only: a commit lost in
+        a crash leaves rows still expired or orphaned, which the next run deletes, and
+        any later durable commit flushes the WAL before it, deletes included. SET LOCAL,
+        not SET: the connection's next transaction (a revocation) waits again. Inside
+        a caller's transaction the batch is no transaction of its own: left as it is.
+        """
+        own = not self.connection.in_atomic_block
+        with transaction.atomic(using=self.using), self.connection.cursor() as cursor:
+            if own:
+                cursor.execute(SKIP_FLUSH_WAIT)
+            yield cursor
 
     def _table_size(self, table: str) -> tuple[int, float] | None:
         """Return (heap pages, rows per page) of quoted `table`; None if it is not a plain table."""

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.models import Session
 from django.core.cache import caches
+from django.db import connection, transaction
 from django.db.models.signals import pre_delete
 from django.test import Client
 from django.utils import timezone
@@ -322,3 +323,65 @@ def test_a_scheduled_run_logs_its_progress_and_summary(
     [done] = [m for m in messages if " done: " in m]
     assert "sessions_deleted=3 mappings_pruned=3" in done
     assert "seconds=" in done
+
+
+def flush_waits_of_batches() -> tuple[list[tuple[str, str]], Any]:
+    """Return a list and a wrapper that records synchronous_commit in each maintenance batch."""
+    seen: list[tuple[str, str]] = []
+
+    def wrapper(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        result = execute(sql, params, many, context)
+        phase = "sessions" if "ctid >=" in sql else "mappings" if sql.startswith("WITH w") else ""
+        if phase:
+            # On the raw connection: the batch's own cursor keeps its rowcount.
+            raw = context["connection"].connection
+            seen.append((phase, raw.execute("SHOW synchronous_commit").fetchone()[0]))
+        return result
+
+    return seen, wrapper
+
+
+def synchronous_commit() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW synchronous_commit")
+        return str(cursor.fetchone()[0])
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the database is not PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_batches_alone_commit_without_waiting_for_the_wal_flush(make_user: Any) -> None:
+    user = make_user()
+    live = login(user)
+    for key in [login(user) for _ in range(6)]:
+        expire(key)
+    seen, wrapper = flush_waits_of_batches()
+
+    with connection.execute_wrapper(wrapper):
+        summary = maintenance.clearsessions(batch_size=2)
+
+    assert (summary.sessions_deleted, summary.mappings_pruned) == (6, 6)
+    # A lost commit only leaves rows the next run deletes: no fsync wait per batch...
+    assert {phase for phase, _ in seen} == {"sessions", "mappings"}, seen
+    assert all(value == "off" for _, value in seen), seen
+    # ...and none skipped after: the connection's next transaction may be a revocation.
+    assert synchronous_commit() == "on"
+    assert mapped_users() == {live: user.pk}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the database is not PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_batches_inside_a_callers_transaction_leave_its_commit_durable(make_user: Any) -> None:
+    user = make_user()
+    for key in [login(user) for _ in range(3)]:
+        expire(key)
+    seen, wrapper = flush_waits_of_batches()
+
+    with transaction.atomic(), connection.execute_wrapper(wrapper):
+        deleted = maintenance.delete_expired_sessions(now=timezone.now(), batch_size=2)
+        pruned, _ = maintenance.prune_mappings(now=timezone.now(), batch_size=2)
+        after = synchronous_commit()
+
+    assert (deleted, pruned) == (3, 3)
+    assert seen, "no batch was seen"
+    assert all(value == "on" for _, value in seen), seen
+    assert after == "on"
