@@ -21,28 +21,33 @@ def delete_sessions(keys: Sequence[str]) -> int:
     return engines.current().delete(keys) if keys else 0
 
 
-def delete_mapped(rows: QuerySet[UserSession]) -> tuple[int, int]:
-    """Delete the mapping rows `rows` (a sliced queryset) and their sessions.
+def delete_mapped(rows: QuerySet[UserSession], *, limit: int) -> tuple[int, bool]:
+    """Delete at most `limit` of the mapping rows `rows` (a filtered queryset) and their sessions.
 
-    Returns (rows selected, mapping rows deleted): fewer deleted than selected
-    means another worker got there first.
+    Returns (mapping rows deleted, whether none of `rows` is left): fewer deleted
+    than there were means another worker got there first.
     """
     using = router.db_for_write(UserSession)
     engine = engines.current()
     if _one_database(engine, using):
         done = sql.dialect(using).delete_mapped(
-            rows, engine.session_model(), return_keys=engine.cache_key_prefix is not None
+            rows,
+            engine.session_model(),
+            limit=limit,
+            return_keys=engine.cache_key_prefix is not None,
         )
         if done is not None:
-            selected, deleted, keys = done
+            deleted, finished, keys = done
             if keys:
                 # cached_db: the rows are gone, their cached copies must go too.
                 engine.evict(keys, using=using)
-            return selected, deleted
-    pairs = list(rows.values_list("pk", "session_key"))
-    delete_sessions([key for _, key in pairs])
-    deleted = UserSession.objects.filter(pk__in=[pk for pk, _ in pairs]).delete()[0]
-    return len(pairs), deleted
+            return deleted, finished
+    # One more than `limit`: whether any are left, without a statement that finds none.
+    pairs = list(rows.order_by().values_list("pk", "session_key")[: limit + 1])
+    page = pairs[:limit]
+    delete_sessions([key for _, key in page])
+    deleted = UserSession.objects.filter(pk__in=[pk for pk, _ in page]).delete()[0]
+    return deleted, len(pairs) <= limit
 
 
 def _one_database(engine: engines.Engine, using: str) -> bool:

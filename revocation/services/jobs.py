@@ -8,9 +8,10 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
-from .. import deletion, engines, targets
+from .. import deletion, engines, sql, targets
 from ..app_settings import app_settings
 from ..models import RevocationRequest, UserSession
 from ..signals import sessions_revoked
@@ -67,12 +68,12 @@ def _process_page(request_id: int) -> bool:
 def _revoke_user_page(revocation: RevocationRequest, target: targets.Target) -> bool:
     """Revoke the mapped sessions of the next page of target users."""
     batch = app_settings.BATCH_SIZE
-    users = target.users().order_by("pk")
+    after = None
     if revocation.cursor:
         pk_field = get_user_model()._meta.pk
         assert pk_field is not None  # noqa: S101
-        users = users.filter(pk__gt=pk_field.to_python(revocation.cursor))
-    page = list(users.values_list("pk", flat=True)[:batch])
+        after = pk_field.to_python(revocation.cursor)
+    page = list(target.user_ids_after(after)[:batch])
     if not page:
         if target.unmapped_too and engines.has_table():
             # Sessions with no mapping (from before the app was installed) go next.
@@ -100,7 +101,7 @@ def _revoke_mapped(
 ) -> int:
     """Delete sessions of `user_ids` that predate the request, and their mappings."""
     mappings = UserSession.objects.filter(
-        user_id__in=user_ids, created_at__lte=revocation.created_at
+        sql.AnyOf(F("user_id"), user_ids), created_at__lte=revocation.created_at
     )
     sessions = target.mappings(mappings)
     if revocation.keep_session_key:
@@ -112,9 +113,9 @@ def _revoke_mapped(
     revoked = 0
     while True:
         # Bounded even if a single user holds an enormous number of sessions.
-        selected, deleted = deletion.delete_mapped(sessions.order_by("pk")[:chunk])
+        deleted, finished = deletion.delete_mapped(sessions, limit=chunk)
         revoked += deleted
-        if selected < chunk:
+        if finished:
             return revoked
 
 

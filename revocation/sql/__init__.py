@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.db import connections
 
+from .lookups import AnyOf
 from .mysql import MySQL, get_lock, release_lock
 from .names import quoted
 from .portable import Dialect, Step, delete_in_batches
@@ -17,6 +18,7 @@ from .postgresql import PostgreSQL, advisory_unlock, try_advisory_lock
 from .sqlite import SQLite
 
 __all__ = [
+    "AnyOf",
     "Dialect",
     "Step",
     "advisory_unlock",

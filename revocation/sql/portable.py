@@ -44,11 +44,12 @@ class Dialect:
         self.connection = connections[using]
 
     def delete_mapped(
-        self, rows: QuerySet[UserSession], session_model: Any, *, return_keys: bool
-    ) -> tuple[int, int, list[str]] | None:
-        """Delete the mappings `rows` and their sessions in one statement; None if it cannot.
+        self, rows: QuerySet[UserSession], session_model: Any, *, limit: int, return_keys: bool
+    ) -> tuple[int, bool, list[str]] | None:
+        """Delete at most `limit` of the mappings `rows` and their sessions, set-based.
 
-        Returns (rows selected, mapping rows deleted, the deleted keys if `return_keys`).
+        Returns (mapping rows deleted, whether none of `rows` is left, the deleted keys
+        if `return_keys`); None if this database cannot.
         """
         return None
 

@@ -212,7 +212,7 @@ def test_a_session_reloaded_before_the_deleting_commit_is_evicted_after_it(
         if delete == "delete_sessions":
             deletion.delete_sessions([session_key])
         else:
-            deletion.delete_mapped(UserSession.objects.filter(user=u).order_by("pk")[:10])
+            deletion.delete_mapped(UserSession.objects.filter(user=u), limit=10)
         assert session_cache.get(copy) is None  # evicted at once...
         # ...but a request on another connection still sees the row, and caches it again.
         in_other_thread(lambda: engines.store_class()(session_key).load())

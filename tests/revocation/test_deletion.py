@@ -42,13 +42,55 @@ def test_postgresql_deletes_mappings_and_sessions_in_one_statement(
 ) -> None:
     """The PostgreSQL leg runs the set-based path: one statement per page, no keys to Python."""
     settings.SESSION_ENGINE = f"django.contrib.sessions.backends.{engine}"
-    u = make_user()
+    u, other = make_user(), make_user()
     keys = [logged_in_client(u).cookies["sessionid"].value for _ in range(3)]
+    kept = logged_in_client(other).cookies["sessionid"].value
 
     with CaptureQueriesContext(connection) as queries:
-        selected, deleted = deletion.delete_mapped(UserSession.objects.filter(user_id=u.pk)[:10])
+        done = deletion.delete_mapped(UserSession.objects.filter(user_id=u.pk), limit=3)
 
-    assert (selected, deleted) == (3, 3)
-    statements = [q["sql"] for q in queries if "DELETE" in q["sql"]]
-    assert len(statements) == 1 and statements[0].startswith("WITH s AS")
+    assert done == (3, True)  # exactly `limit`: all gone, and known to be, in one statement
+    statements = [q["sql"] for q in queries]
+    assert len(statements) == 1 and statements[0].startswith("WITH c AS")
     assert not any(engines.store_class()().exists(key) for key in keys)
+    assert engines.store_class()().exists(kept)
+    assert list(UserSession.objects.values_list("user_id", flat=True)) == [other.pk]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="the database is not PostgreSQL")
+def test_postgresql_deletes_more_than_the_limit_by_id_in_a_second_statement(
+    make_user: Any,
+) -> None:
+    u = make_user()
+    for _ in range(3):
+        logged_in_client(u)
+    rows = UserSession.objects.filter(user_id=u.pk)
+
+    with CaptureQueriesContext(connection) as queries:
+        assert deletion.delete_mapped(rows, limit=2) == (2, False)
+
+    counted, by_id = (q["sql"] for q in queries)
+    assert counted.startswith("WITH c AS") and by_id.startswith("WITH m AS")
+    assert rows.count() == 1
+
+
+@pytest.mark.parametrize("engine", ["db", "cached_db", "cache"])
+def test_a_page_delete_takes_at_most_its_limit_and_says_when_none_are_left(
+    engine: str, settings: Any, make_user: Any
+) -> None:
+    """Every path (one statement, the portable one): bounded, and done without a spare pass."""
+    settings.SESSION_ENGINE = f"django.contrib.sessions.backends.{engine}"
+    u, other = make_user(), make_user()
+    keys = [logged_in_client(u).cookies["sessionid"].value for _ in range(7)]
+    kept = logged_in_client(other).cookies["sessionid"].value
+    rows = UserSession.objects.filter(user_id=u.pk)
+
+    assert deletion.delete_mapped(rows, limit=5) == (5, False)
+    assert rows.count() == 2
+    assert sum(engines.store_class()().exists(key) for key in keys) == 2
+    assert deletion.delete_mapped(rows, limit=2) == (2, True)
+    assert deletion.delete_mapped(rows, limit=2) == (0, True)
+
+    assert not any(engines.store_class()().exists(key) for key in keys)
+    assert engines.store_class()().exists(kept)
+    assert list(UserSession.objects.values_list("user_id", flat=True)) == [other.pk]

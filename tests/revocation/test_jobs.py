@@ -165,6 +165,70 @@ def test_a_group_request_counts_its_users_when_it_starts(make_user: Any) -> None
     assert request.started_at <= request.finished_at
 
 
+def test_a_group_is_revoked_a_page_of_members_at_a_time_in_id_order(
+    make_user: Any, settings: Any
+) -> None:
+    """Pages come from the membership table: members only, each once, whatever else they join."""
+    settings.REVOCATION_BATCH_SIZE = 2
+    users = [make_user() for _ in range(6)]
+    members = [users[0], users[2], users[3], users[5]]
+    Group.objects.create(name="ops").user_set.add(*members)
+    Group.objects.create(name="dev").user_set.add(users[1], users[2])
+    keys = [cookie(logged_in_client(u)) for u in users]
+    request = services.revoke_sessions(group="ops")
+
+    assert one_page(request) is True
+    assert (request.users_done, request.cursor) == (2, str(users[2].pk))
+    assert [bool(stored(key)) for key in keys] == [False, True, False, True, True, True]
+    while one_page(request):
+        pass
+
+    assert (request.state, request.users_done, request.users_total) == (State.DONE, 4, 4)
+    assert request.sessions_revoked == 4
+    assert [bool(stored(key)) for key in keys] == [False, True, False, False, True, False]
+
+
+def test_a_scope_is_revoked_a_page_of_members_at_a_time_each_member_once(
+    make_user: Any, settings: Any
+) -> None:
+    """A field resolver's scope is paged on its own rows; two rows of one user are one user."""
+    from tests.orgs.models import Membership, Org
+
+    settings.REVOCATION_BATCH_SIZE = 2
+    acme, other = Org.objects.create(name="acme"), Org.objects.create(name="other")
+    users = [make_user() for _ in range(5)]
+    for u in (users[0], users[0], users[1], users[3], users[4]):
+        Membership.objects.create(org=acme, user=u)
+    Membership.objects.create(org=other, user=users[2])
+    keys = [cookie(logged_in_client(u)) for u in users]
+    request = services.revoke_sessions(scope=("org", acme.pk))
+
+    assert one_page(request) is True
+    assert (request.users_done, request.cursor) == (2, str(users[1].pk))
+    assert [bool(stored(key)) for key in keys] == [False, False, True, True, True]
+    while one_page(request):
+        pass
+
+    assert (request.state, request.users_done, request.users_total) == (State.DONE, 4, 4)
+    assert request.sessions_revoked == 4
+    assert [bool(stored(key)) for key in keys] == [False, False, True, False, False]
+
+
+def test_a_group_deleted_during_the_job_revokes_no_one_more(make_user: Any, settings: Any) -> None:
+    settings.REVOCATION_BATCH_SIZE = 1
+    members = [make_user() for _ in range(3)]
+    Group.objects.create(name="temps").user_set.add(*members)
+    keys = [cookie(logged_in_client(u)) for u in members]
+    request = services.revoke_sessions(group="temps")
+    assert one_page(request) is True
+
+    Group.objects.filter(name="temps").delete()
+
+    assert one_page(request) is False
+    assert (request.state, request.users_done, request.sessions_revoked) == (State.DONE, 1, 1)
+    assert [bool(stored(key)) for key in keys] == [False, True, True]
+
+
 def test_a_session_kept_by_its_key_alone_survives_the_job(make_user: Any) -> None:
     """Signed in before sign-in ids existed: its mapping has none, the key is all there is."""
     u = make_user()
