@@ -6,7 +6,10 @@ file (or one PostgreSQL test database). Each process claims a free numbered slot
 with a file lock and uses the test database of that slot, kept between runs
 (`--reuse-db`). Tests that start a Celery worker or beat are left out: a worker
 subprocess is slow to start and a mutant must be killed by the tests in this process.
-The tests of the mutated modules run first, so a killed mutant stops early.
+Of the tests mutmut found reaching a mutated function, only those of its module's
+guarantees run (COVERING): the request path is reached by nearly every test, and a
+surviving mutant of it would otherwise run them all. They run in COVERING's order,
+so a killed mutant stops early.
 """
 
 from __future__ import annotations
@@ -19,17 +22,68 @@ from typing import Any
 
 import pytest
 
-# The test files of the mutated modules, run first (the order within a file is kept).
-FOCUSED = [
-    "test_fences.py",
-    "test_cache_races.py",
-    "test_deletion.py",
-    "test_jobs.py",
-    "test_linking.py",
-    "test_kept_session.py",
-    "test_pipeline.py",
-    "test_security_headers.py",
-]
+# Each mutated module, and the test files of its guarantees, in the order they run.
+COVERING = {
+    "revocation.fences": [
+        "test_fences.py",
+        "test_fencecopy.py",
+        "test_kept_session.py",
+        "test_cache_races.py",
+        "test_accept_writes.py",
+        "test_monotonic.py",
+        "test_pipeline.py",
+    ],
+    "revocation.fencecopy": ["test_fencecopy.py", "test_fences.py", "test_kept_session.py"],
+    "revocation.monotonic": [
+        "test_monotonic.py",
+        "test_cache_races.py",
+        "test_fences.py",
+        "test_fencecopy.py",
+    ],
+    "revocation.cachelock": ["test_cache_races.py", "test_fences.py"],
+    "revocation.linking": [
+        "test_linking.py",
+        "test_link_writes.py",
+        "test_kept_session.py",
+        "test_fences.py",
+        "test_pipeline.py",
+    ],
+    "revocation.middleware": [
+        "test_fences.py",
+        "test_linking.py",
+        "test_kept_session.py",
+        "test_security_headers.py",
+    ],
+    "revocation.deletion": [
+        "test_deletion.py",
+        "test_cache_races.py",
+        "test_jobs.py",
+        "test_bulk.py",
+        "test_pipeline.py",
+    ],
+    "revocation.engines": [
+        "test_engines.py",
+        "test_deletion.py",
+        "test_cache_races.py",
+        "test_cache.py",
+        "test_jobs.py",
+        "test_pipeline.py",
+    ],
+    "revocation.sql.postgresql": [
+        "test_deletion.py",
+        "test_jobs.py",
+        "test_bulk.py",
+        "test_cache_races.py",
+    ],
+    "revocation.services.jobs": [
+        "test_jobs.py",
+        "test_bulk.py",
+        "test_pipeline.py",
+        "test_failures.py",
+        "test_task_errors.py",
+        "test_outbox.py",
+    ],
+}
 # (pid, slot) of the slot this process holds; a forked child claims its own.
 _held: tuple[int, int] | None = None
 # Each database's TEST NAME before any slot was applied (a child inherits them).
@@ -79,21 +133,30 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Leave out the tests that start a real worker or beat; run the focused tests first."""
+    """Keep the covering tests of the mutated module, in order; never a real worker or beat."""
+    files = _covering(os.environ.get("MUTANT_UNDER_TEST", ""))
     kept: list[pytest.Item] = []
     dropped: list[pytest.Item] = []
     for item in items:
         fixtures = getattr(item, "fixturenames", ())
-        (dropped if "start_worker" in fixtures else kept).append(item)
+        wanted = files is None or _file(item.nodeid) in files
+        (kept if wanted and "start_worker" not in fixtures else dropped).append(item)
     if dropped:
         config.hook.pytest_deselected(items=dropped)
-    # mutmut stops at the first failure (-x): the tests of the mutated modules kill most
-    # mutants, so they go before the broad ones (the API, the pages) that mostly pass.
-    kept.sort(key=lambda item: _rank(item.nodeid))
+    # mutmut stops at the first failure (-x): the most telling files go first.
+    if files is not None:
+        kept.sort(key=lambda item: files.index(_file(item.nodeid)))
     items[:] = kept
 
 
-def _rank(nodeid: str) -> int:
-    """Return where the test `nodeid` runs: the focused test files first, in FOCUSED order."""
-    name = nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
-    return FOCUSED.index(name) if name in FOCUSED else len(FOCUSED)
+def _covering(mutant: str) -> list[str] | None:
+    """Return the covering test files of `mutant`'s module; None (all) outside a mutant's run."""
+    if "__mutmut_" not in mutant:
+        return None  # the stats and clean runs: every selected test
+    module = mutant[: mutant.index(".x")]
+    return COVERING.get(module)
+
+
+def _file(nodeid: str) -> str:
+    """Return the file name of the test `nodeid`."""
+    return nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
