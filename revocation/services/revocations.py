@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import logging
+from contextlib import nullcontext
 from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
-from django.db import router, transaction
+from django.db import connections, router, transaction
 
 from .. import deletion, engines, fences, selectors, sql, stamps, targets
 from ..app_settings import app_settings
@@ -44,13 +45,16 @@ def _commit(revocation: RevocationRequest, keys: list[str]) -> None:
     """
     using = router.db_for_write(RevocationRequest)
     at = revocation.created_at
-    stored = None
     if router.db_for_write(RevocationFence) == using:
-        stored = sql.dialect(using).insert_with_fences(revocation, keys, at)
-    if stored is not None:
-        fences.mirror_on_commit(stored, using=using)
-        outbox.publish_on_commit(revocation.pk)
-        return
+        # Inside the caller's transaction, a savepoint, as atomic() gave: a failed
+        # statement would otherwise abort the caller's whole transaction (PostgreSQL).
+        nested = connections[using].in_atomic_block
+        with transaction.atomic(using=using) if nested else nullcontext():
+            stored = sql.dialect(using).insert_with_fences(revocation, keys, at)
+            if stored is not None:
+                fences.mirror_on_commit(stored, using=using)
+                outbox.publish_on_commit(revocation.pk)
+                return
     with transaction.atomic(using=using):
         revocation.save(using=using)
         fences.record(keys, at)

@@ -93,6 +93,21 @@ def test_a_request_whose_fence_is_refused_is_not_accepted(
     assert "revocation accepted" not in caplog.text
 
 
+def test_a_refused_request_inside_a_transaction_leaves_that_transaction_usable(
+    make_user: Any,
+) -> None:
+    """A caller that catches the error goes on, as it could when the service used atomic()."""
+    u, other = make_user(), make_user()
+    with refusing(RevocationFence, "key", fences.user_key(u.pk)), transaction.atomic():
+        with pytest.raises(DatabaseError):
+            services.revoke_user_sessions(u)
+        request = services.revoke_user_sessions(other)
+        assert RevocationRequest.objects.get().pk == request.pk
+
+    assert RevocationRequest.objects.get().user_ids == [other.pk]
+    assert cached_fence(fences.user_key(other.pk)) == request.created_at.timestamp()
+
+
 def test_the_row_is_saved_with_save_s_signals(make_user: Any) -> None:
     """Written by one statement on PostgreSQL, yet as observable as save()."""
     u = make_user()
