@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 BASE = ROOT / "config" / "settings" / "base.py"
 
@@ -127,3 +129,20 @@ def test_a_fresh_clone_migrates_and_publishes_with_no_var_folder(tmp_path: Path)
     assert result.returncode == 0, result.stderr
     assert list((var_dir / "broker").glob("*.fresh-clone-check.msg"))
     assert (var_dir / "static").is_dir()
+
+
+def test_the_embedded_database_writes_ahead(tmp_path: Path) -> None:
+    import django
+
+    if django.VERSION < (5, 1):
+        pytest.skip("Django 4.2 has no SQLite init_command: the rollback journal stays")
+    code = (
+        "import django; django.setup(); from django.db import connection; "
+        "c = connection.cursor(); print(c.execute('PRAGMA journal_mode').fetchone()[0], "
+        "c.execute('PRAGMA synchronous').fetchone()[0])"
+    )
+    env = embedded_env(tmp_path, DJANGO_SETTINGS_MODULE="config.settings.local")
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.stdout.split() == ["wal", "1"], result.stderr  # 1: NORMAL
