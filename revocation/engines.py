@@ -28,7 +28,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router, transaction
-from django.db.models import Exists, OuterRef, QuerySet
+from django.db.models import F, QuerySet
 from django.db.models.deletion import Collector
 from django.utils import timezone
 
@@ -202,10 +202,7 @@ class Table(Engine):
         return int(self.session_model().objects.filter(session_key__in=keys).delete()[0])
 
     def live(self, mappings: QuerySet[UserSession]) -> QuerySet[UserSession]:
-        live = self.session_model().objects.filter(
-            session_key=OuterRef("session_key"), expire_date__gt=timezone.now()
-        )
-        return mappings.filter(Exists(live))
+        return mappings.filter(sql.Stored(F("session_key"), self.session_model(), timezone.now()))
 
     def clear_expired(self, *, now: datetime, batch_size: int, step: sql.Step) -> int:
         """Delete the rows that expired before `now`, a batch per short transaction.

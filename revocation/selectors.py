@@ -49,17 +49,21 @@ def request_summary(revocation: RevocationRequest) -> dict[str, Any]:
 
 def session_list(user: Any, *, current_key: str | None) -> list[dict[str, Any]]:
     """Return `user`'s live sessions as API/page items (no session keys), the current one marked."""
+    # Values, not model instances: 11.5 instead of 16 us of Python a row (bench/lookup.py data).
+    rows = sessions_for_user(user).values(
+        "pk", "session_key", "ip", "user_agent", "created_at", "last_seen_at"
+    )
     return [
         {
-            "id": us.pk,
-            "current": bool(current_key) and us.session_key == current_key,
-            "ip": us.ip,
-            "user_agent": us.user_agent,
-            "device": devices.describe(us.user_agent),
-            "created_at": us.created_at,
-            "last_seen_at": us.last_seen_at,
+            "id": row["pk"],
+            "current": bool(current_key) and row["session_key"] == current_key,
+            "ip": row["ip"],
+            "user_agent": row["user_agent"],
+            "device": devices.describe(row["user_agent"]),
+            "created_at": row["created_at"],
+            "last_seen_at": row["last_seen_at"],
         }
-        for us in sessions_for_user(user)
+        for row in rows
     ]
 
 

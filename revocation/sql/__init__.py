@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from django.db import connections
 
-from .lookups import AnyOf
+from .expressions import AnyOf, Stored
 from .mysql import MySQL, get_lock, release_lock
 from .names import quoted
 from .portable import Dialect, Step, delete_in_batches
@@ -19,6 +19,7 @@ from .sqlite import SQLite
 
 __all__ = [
     "AnyOf",
+    "Stored",
     "Dialect",
     "Step",
     "advisory_unlock",
