@@ -1,4 +1,4 @@
-"""Org-wide revocation on PostgreSQL or MariaDB/MySQL, + Redis, with one real worker.
+"""Org-wide revocation on PostgreSQL or MariaDB/MySQL, + Redis, with one or more real workers.
 
 For each size (users in one group, ~5 sessions each, plus UserSession rows) and each
 REVOCATION_BATCH_SIZE (users per page):
@@ -16,6 +16,10 @@ REVOCATION_BATCH_SIZE (users per page):
           USING m` per transaction (MySQL: a `DELETE s FROM django_session s JOIN
           revocation_usersession m ...` and a mapping delete by user id): what the worker
           could do at best.
+--workers 1,2 runs each end-to-end revocation once with one worker (the request on
+one task, REVOCATION_FANOUT_WIDTH=1) and once with two (two worker processes, the
+request split into two key ranges, REVOCATION_FANOUT_WIDTH=2 and
+REVOCATION_FANOUT_MIN_USERS=1), and reports N workers against 1 in the same round.
 Each end-to-end run comes right after the page-SQL baseline of its batch size, and
 is reported as a share of it (target: >= 80% at every batch size, issue 15);
 --rounds N repeats each pair and prints the median share (the machine is shared, and
@@ -31,6 +35,7 @@ Python (ORM, driver, the service itself).
     .venv/bin/python bench/bulk_revoke.py                 # 5,000 and 10,000 users
     .venv/bin/python bench/bulk_revoke.py --full          # 50,000 and 100,000 users
     .venv/bin/python bench/bulk_revoke.py --users 100000 --batch-sizes 5000
+    .venv/bin/python bench/bulk_revoke.py --full --workers 1,2 --baselines page
     .venv/bin/python bench/bulk_revoke.py --users 100000 --baselines page --rounds 3
     .venv/bin/python bench/bulk_revoke.py --users 100000 --baselines page --profile
     DATABASE_URL=mysql://root@127.0.0.1:3306/x .venv/bin/python bench/bulk_revoke.py
@@ -39,6 +44,7 @@ Python (ORM, driver, the service itself).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
@@ -58,6 +64,8 @@ TARGET_RATIO = 0.5
 # End to end against the same statements run bare, per batch size (issue 15).
 TARGET_PAGE_RATIO = 0.8
 TARGET_RSS_MB = 150.0
+# Two workers (each one pool process) on a 2-core machine, against one, same round.
+TARGET_FANOUT_SPEEDUP = 1.3
 
 
 def parse_args() -> argparse.Namespace:
@@ -80,6 +88,11 @@ def parse_args() -> argparse.Namespace:
         "--rounds", type=int, default=1, help="page-SQL / end-to-end pairs per batch size"
     )
     parser.add_argument(
+        "--workers",
+        default="1",
+        help="comma-separated worker counts; N > 1 splits the request into N key ranges",
+    )
+    parser.add_argument(
         "--profile",
         action="store_true",
         help="instead of a worker, run the service in this process and time every SQL statement",
@@ -97,6 +110,9 @@ def parse_args() -> argparse.Namespace:
     args.sizes = [int(s) for s in args.users.split(",") if s.strip()]
     args.batches = [int(s) for s in args.batch_sizes.split(",") if s.strip()]
     args.baseline_kinds = [s.strip() for s in args.baselines.split(",") if s.strip()]
+    args.worker_counts = [int(s) for s in args.workers.split(",") if s.strip()]
+    if not args.worker_counts or min(args.worker_counts) < 1:
+        raise SystemExit("--workers takes positive counts, e.g. 1,2")
     return args
 
 
@@ -111,7 +127,7 @@ def main() -> None:
     )
     common.header(
         "bulk_revoke: org-wide revocation (revoke_sessions(group=...)), "
-        f"{common.vendor(args.pg)} + Redis, one worker",
+        f"{common.vendor(args.pg)} + Redis, {args.workers} worker(s)",
         group_sizes_users=", ".join(f"{s:,}" for s in args.sizes),
         sessions_per_user=args.sessions_per_user,
         outsiders=f"every {args.outsider_every}th user id is outside the group (sessions must survive)",
@@ -119,12 +135,16 @@ def main() -> None:
         raw_baseline_batch_keys=RAW_BATCH,
         baselines=",".join(args.baseline_kinds),
         session_engine=args.engine,
-        worker=f"--pool {args.pool} --concurrency 1, a fresh worker per run; RSS of "
-        + ("the main process (solo pool)" if args.pool == "solo" else "the pool child"),
+        worker=f"--pool {args.pool} --concurrency 1, fresh worker(s) per run; RSS of "
+        + ("the main process (solo pool)" if args.pool == "solo" else "the pool child")
+        + " of the first worker",
+        workers=f"{args.workers}; N > 1: N worker processes, REVOCATION_FANOUT_WIDTH=N, "
+        "REVOCATION_FANOUT_MIN_USERS=1 (1: REVOCATION_FANOUT_WIDTH=1, the request on one task)",
         database=env["DATABASE_URL"],
         queue=env["CELERY_TASK_DEFAULT_QUEUE"],
         targets=f"throughput >= {TARGET_PAGE_RATIO:.0%} of page SQL at each batch size and "
-        f">= {TARGET_RATIO:.0%} of raw, worker peak RSS < {TARGET_RSS_MB:.0f} MB and flat",
+        f">= {TARGET_RATIO:.0%} of raw, worker peak RSS < {TARGET_RSS_MB:.0f} MB and flat; "
+        f"2 workers >= {TARGET_FANOUT_SPEEDUP:.1f}x 1 worker",
     )
     common.create_database(args.pg, args.db_name)
     started = time.monotonic()
@@ -311,16 +331,26 @@ def baseline_page(data: Dataset, group_id: int, page: int) -> tuple[float, int]:
 
 
 def end_to_end(
-    args: argparse.Namespace, env: dict[str, str], data: Dataset, batch: int
+    args: argparse.Namespace, env: dict[str, str], data: Dataset, batch: int, workers: int = 1
 ) -> dict[str, Any]:
-    """One fresh worker with REVOCATION_BATCH_SIZE=batch; the group revocation, timed."""
+    """`workers` fresh workers with REVOCATION_BATCH_SIZE=batch; the group revocation, timed."""
     from django.contrib.auth import get_user_model
 
     from revocation import services
     from revocation.models import RevocationRequest
 
-    worker_env = {**env, "REVOCATION_BATCH_SIZE": str(batch)}
-    with common.Worker(worker_env, pool=args.pool, name=f"bulk-{batch}") as worker:
+    worker_env = {
+        **env,
+        "REVOCATION_BATCH_SIZE": str(batch),
+        # One key range per worker; one worker keeps the request on one task.
+        "REVOCATION_FANOUT_WIDTH": str(workers),
+        "REVOCATION_FANOUT_MIN_USERS": "1",
+    }
+    with contextlib.ExitStack() as stack:
+        worker, *_ = [
+            stack.enter_context(common.Worker(worker_env, pool=args.pool, name=f"bulk-{batch}-{n}"))
+            for n in range(workers)
+        ]
         # Warm-up: the pool child imports, connects and runs one tiny request first
         # (a user with no sessions, outside the group).
         spare = get_user_model().objects.create(username=f"spare-{batch}-{time.monotonic_ns()}")
@@ -350,6 +380,7 @@ def end_to_end(
         same_child = worker.task_pid() == task_pid
     spare.delete()
     request.refresh_from_db()
+    parts = request.parts.count()
     if request.state != "done":
         raise AssertionError(f"request {request.pk} {request.state}: {request.error}")
     check_outcome(data, f"end-to-end batch {batch}")
@@ -369,6 +400,7 @@ def end_to_end(
         "main_peak_mb": main["VmHWM"],
         "same_child": same_child,
         "pid": task_pid,
+        "parts": parts,
     }
 
 
@@ -420,38 +452,30 @@ def run_size(args: argparse.Namespace, env: dict[str, str], size: int) -> list[t
                     text += f", {page_rate / raw_rate:.2f}x raw"
                 print(f"{label:<44} {text}", flush=True)
                 lines.append((label, text))
-            load_s = load_sessions(data, blob)
             if args.profile:
+                load_s = load_sessions(data, blob)
                 lines.extend(profile(data, batch, tag, raw_rate, page_rate))
                 continue
-            result = end_to_end(args, env, data, batch)
-            assert result["revoked"] == n, (result["revoked"], n)
-            rate = n / result["elapsed"]
-            ratio = f", {rate / raw_rate:.0%} of raw" if raw_rate else ""
-            page_ratio = ""
-            if page_rate:
-                ratios.append(rate / page_rate)
-                page_ratio = (
-                    f", {rate / page_rate:.0%} of page SQL (target >= {TARGET_PAGE_RATIO:.0%})"
+            one_rate = None
+            for workers in args.worker_counts:
+                load_s = load_sessions(data, blob)
+                rate = one_run(
+                    args, env, data, batch, workers, tag, raw_rate, page_rate, load_s, lines
                 )
-            ok = (
-                (raw_rate is None or rate >= TARGET_RATIO * raw_rate)
-                and (page_rate is None or rate >= TARGET_PAGE_RATIO * page_rate)
-                and result["peak_mb"] < TARGET_RSS_MB
-            )
-            label = f"[{tag}] end-to-end, batch {batch} users/page"
-            text = (
-                f"{result['elapsed']:.2f} s request->done, {rate:,.0f} sessions/s"
-                f"{ratio}{page_ratio}; worker peak RSS {result['peak_mb']:.0f} MB (idle "
-                f"{result['idle_mb']:.0f} MB, main {result['main_peak_mb']:.0f} MB); handler "
-                f"{result['handler'] * 1000:.1f} ms; {'MEETS' if ok else 'MISSES'} target "
-                f"(load {load_s:.1f} s)"
-            )
-            if not result["same_child"]:
-                text += " [pool child was replaced: RSS is of the first child only]"
-            print(f"{label:<44} {text}", flush=True)
-            lines.append((label, text))
-            rss_by_batch.setdefault(batch, []).append((len(data.members), result["peak_mb"]))
+                if workers == 1:
+                    if page_rate:
+                        ratios.append(rate / page_rate)
+                    one_rate = rate
+                elif one_rate:
+                    speedup = rate / one_rate
+                    label = f"[{tag}] {workers} workers / 1 worker, batch {batch}"
+                    text = (
+                        f"{speedup:.2f}x ({rate:,.0f} vs {one_rate:,.0f} sessions/s, same round); "
+                        f"target >= {TARGET_FANOUT_SPEEDUP:.1f}x at 2: "
+                        f"{'MEETS' if speedup >= TARGET_FANOUT_SPEEDUP else 'MISSES'}"
+                    )
+                    print(f"{label:<44} {text}", flush=True)
+                    lines.append((label, text))
         if len(ratios) > 1:
             label = f"[{tag}] end-to-end / page SQL, batch {batch}"
             median = statistics.median(ratios)
@@ -466,6 +490,51 @@ def run_size(args: argparse.Namespace, env: dict[str, str], size: int) -> list[t
 
 
 rss_by_batch: dict[int, list[tuple[int, float]]] = {}
+
+
+def one_run(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    data: Dataset,
+    batch: int,
+    workers: int,
+    tag: str,
+    raw_rate: float | None,
+    page_rate: float | None,
+    load_s: float,
+    lines: list[tuple[str, str]],
+) -> float:
+    """Run one end-to-end revocation with `workers` workers, print it; return sessions/s."""
+    n = data.target_sessions
+    result = end_to_end(args, env, data, batch, workers)
+    assert result["revoked"] == n, (result["revoked"], n)
+    rate = n / result["elapsed"]
+    ratio = f", {rate / raw_rate:.0%} of raw" if raw_rate else ""
+    page_ratio = ""
+    if page_rate:
+        page_ratio = f", {rate / page_rate:.0%} of page SQL (target >= {TARGET_PAGE_RATIO:.0%})"
+    ok = (
+        (raw_rate is None or rate >= TARGET_RATIO * raw_rate)
+        and (page_rate is None or rate >= TARGET_PAGE_RATIO * page_rate)
+        and result["peak_mb"] < TARGET_RSS_MB
+    )
+    label = f"[{tag}] end-to-end, batch {batch} users/page"
+    if workers > 1:
+        label += f", {workers} workers ({result['parts']} parts)"
+    text = (
+        f"{result['elapsed']:.2f} s request->done, {rate:,.0f} sessions/s"
+        f"{ratio}{page_ratio}; worker peak RSS {result['peak_mb']:.0f} MB (idle "
+        f"{result['idle_mb']:.0f} MB, main {result['main_peak_mb']:.0f} MB); handler "
+        f"{result['handler'] * 1000:.1f} ms; {'MEETS' if ok else 'MISSES'} target "
+        f"(load {load_s:.1f} s)"
+    )
+    if not result["same_child"]:
+        text += " [pool child was replaced: RSS is of the first child only]"
+    print(f"{label:<44} {text}", flush=True)
+    lines.append((label, text))
+    if workers == 1:
+        rss_by_batch.setdefault(batch, []).append((len(data.members), result["peak_mb"]))
+    return rate
 
 
 def profile(
@@ -505,7 +574,8 @@ def profile(
             entry[0] += 1
             entry[1] += time.perf_counter() - t0
 
-    with override_settings(REVOCATION_BATCH_SIZE=batch):
+    # Fan-out off: the request's own pages, all in this process.
+    with override_settings(REVOCATION_BATCH_SIZE=batch, REVOCATION_FANOUT_WIDTH=1):
         request = services.revoke_sessions(group=GROUP, reason="bench profile")
         t0 = time.perf_counter()
         db._commit = timed_commit

@@ -119,6 +119,18 @@ class AppSettings:
         return self._read("REVOCATION_PAGE_BUDGET_SECONDS", 20, _zero_or_more)
 
     @property
+    def FANOUT_WIDTH(self) -> int:
+        """Key ranges a large request is split into, each carried out by its own task; 1 is off."""
+        # About one per worker process: the ranges' pages then run in parallel.
+        return self._read("REVOCATION_FANOUT_WIDTH", 4, _positive)
+
+    @property
+    def FANOUT_MIN_USERS(self) -> int:
+        """Targeted users from which a request is split into FANOUT_WIDTH key ranges."""
+        # Below it one task finishes in seconds: the ranges' tasks would only add overhead.
+        return self._read("REVOCATION_FANOUT_MIN_USERS", 20000, _positive)
+
+    @property
     def VISIBILITY_TIMEOUT(self) -> int:
         """Seconds Redis waits for an unacknowledged task before delivering it again."""
         # Above the longest task (see PAGE_BUDGET_SECONDS); the project feeds it into

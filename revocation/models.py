@@ -64,6 +64,7 @@ class RevocationRequest(models.Model):
     class Phase(models.TextChoices):
         USERS = "users", "mapped sessions of the target users"
         SESSIONS = "sessions", "unmapped sessions in the session table"
+        PARTS = "parts", "mapped sessions, by key ranges on parallel tasks"
 
     target = models.CharField(max_length=16, choices=Target.choices)
     user_ids = models.JSONField(default=list, blank=True)
@@ -114,6 +115,36 @@ class RevocationRequest(models.Model):
     def is_finished(self) -> bool:
         """Return whether the request reached a final state."""
         return self.state in (self.State.DONE, self.State.FAILED)
+
+
+class RevocationPart(models.Model):
+    """One key range of a fanned-out request, carried out by its own task.
+
+    The range is the target users with `after` < id <= `upto` ("" leaves that side
+    open); like a request, a part stores `cursor` after each committed page, and
+    each page adds its figures to the request's in the same transaction.
+    """
+
+    request = models.ForeignKey(RevocationRequest, on_delete=models.CASCADE, related_name="parts")
+    number = models.PositiveSmallIntegerField()
+    after = models.CharField(max_length=64, blank=True, default="")
+    upto = models.CharField(max_length=64, blank=True, default="")
+    cursor = models.CharField(max_length=64, blank=True, default="")
+    done = models.BooleanField(default=False)
+    users_done = models.PositiveIntegerField(default=0)
+    sessions_revoked = models.PositiveBigIntegerField(default=0)
+    # Heartbeat and publish failure, read by the sweeper as for requests.
+    updated_at = models.DateTimeField(default=timezone.now)
+    enqueue_failed = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["request", "number"], name="revocation_part_uniq")
+        ]
+        ordering = ["request", "number"]
+
+    def __str__(self) -> str:
+        return f"part {self.number} of revocation #{self.request_id}"
 
 
 class RevocationFence(models.Model):

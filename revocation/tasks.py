@@ -20,10 +20,12 @@ MAX_RETRIES = 5
 # max_retries: with Celery's default (3) the fourth retry() re-raised the error before
 # MAX_RETRIES was reached, and the request was never marked failed.
 @shared_task(bind=True, name="revocation.process_request", acks_late=True, max_retries=MAX_RETRIES)
-def process_request(self: Any, request_id: int) -> None:
-    """Revoke pages of a request for a while, then hand the rest to a fresh task."""
+def process_request(self: Any, request_id: int, part: int | None = None) -> None:
+    """Revoke pages of a request (or of one `part` of it) for a while, then hand on the rest."""
     try:
-        more = services.run_request(request_id, budget_seconds=app_settings.PAGE_BUDGET_SECONDS)
+        more = services.run_request(
+            request_id, budget_seconds=app_settings.PAGE_BUDGET_SECONDS, part=part
+        )
     except DatabaseError as exc:
         # Transient (connection lost, lock timeout): the cursor makes a retry resume.
         if self.request.retries < MAX_RETRIES:
@@ -36,7 +38,7 @@ def process_request(self: Any, request_id: int) -> None:
     if more:
         # Through the outbox: if the broker is down right now, the row is flagged and
         # the sweeper hands it on as soon as it is back, instead of after a stall.
-        services.hand_on(request_id)
+        services.hand_on(request_id, part)
 
 
 @shared_task(name="revocation.sweep_outbox", acks_late=True)
