@@ -56,6 +56,7 @@ COVERING = {
     ],
     "revocation.deletion": [
         "test_deletion.py",
+        "test_kept_session.py",
         "test_cache_races.py",
         "test_jobs.py",
         "test_bulk.py",
@@ -78,6 +79,7 @@ COVERING = {
     "revocation.services.jobs": [
         "test_jobs.py",
         "test_bulk.py",
+        "test_kept_session.py",
         "test_pipeline.py",
         "test_failures.py",
         "test_task_errors.py",

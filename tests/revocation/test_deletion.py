@@ -94,3 +94,30 @@ def test_a_page_delete_takes_at_most_its_limit_and_says_when_none_are_left(
     assert not any(engines.store_class()().exists(key) for key in keys)
     assert engines.store_class()().exists(kept)
     assert list(UserSession.objects.values_list("user_id", flat=True)) == [other.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delete_receiver_on_sessions_is_honoured(settings: Any, make_user: Any) -> None:
+    """A project listening to session deletes gets the ORM delete, not the bare statement."""
+    from django.contrib.sessions.models import Session
+    from django.db.models.signals import post_delete
+
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
+    u = make_user()
+    keys = {logged_in_client(u).cookies["sessionid"].value for _ in range(3)}
+    heard: set[str] = set()
+
+    def receiver(sender: Any, instance: Any, **kwargs: Any) -> None:
+        heard.add(instance.session_key)
+
+    post_delete.connect(receiver, sender=Session)
+    try:
+        assert deletion.delete_mapped(UserSession.objects.filter(user_id=u.pk), limit=10) == (
+            3,
+            True,
+        )
+        assert deletion.delete_sessions([]) == 0
+    finally:
+        post_delete.disconnect(receiver, sender=Session)
+    assert heard == keys
+    assert not Session.objects.filter(session_key__in=keys).exists()
