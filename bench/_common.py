@@ -437,6 +437,22 @@ def proc_memory_mb(pid: int) -> dict[str, float]:
     return values
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """Return the CPU time (user + system) process `pid` has used; None if it is not ours to see.
+
+    From /proc/<pid>/stat, so a local database server's backend can be measured too.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # After the command name (in parentheses, maybe with spaces): utime and stime are the
+    # 12th and 13th fields (the 14th and 15th of the line).
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# --- Measuring ----------------------------------------------------------------------
 # --- Measuring ----------------------------------------------------------------------
 
 

@@ -14,8 +14,9 @@ N / 200 mapping rows whose session is already gone):
 Each variant gets a fresh load of the same data, streamed in login order
 (PostgreSQL: COPY into the bare tables, then the indexes and keys built, VACUUM
 ANALYZE, CHECKPOINT; MySQL: multi-row INSERTs, ANALYZE TABLE) and runs in a fresh
-child process; figures: wall time of the work, peak RSS (VmHWM of that child, from
-/proc/self/status), the steps between two commits (their longest is an upper bound
+child process; figures: wall time of the work, its CPU time (the child's and, on a
+local PostgreSQL, its server backend's: unlike wall time, hardly moved by the other
+loads of a shared machine), peak RSS (VmHWM of that child, from /proc/self/status), the steps between two commits (their longest is an upper bound
 of the longest transaction), and the latency of logins made concurrently by another
 process (Django test Client force_login: session INSERT + mapping INSERT) while the
 work runs, against the same logins just before it. With several sizes, each
@@ -24,7 +25,7 @@ variant's time per million sessions and its growth against the smallest size
 
     .venv/bin/python bench/clearsessions.py             # 50,000 and 100,000 sessions
     .venv/bin/python bench/clearsessions.py --full      # 500,000 and 1,000,000 sessions
-    .venv/bin/python bench/clearsessions.py --sessions 1000000,10000000  # ~20 min, 8 GB of disk
+    .venv/bin/python bench/clearsessions.py --sessions 1000000,10000000  # 20-25 min, 12 GB disk
     .venv/bin/python bench/clearsessions.py --sessions 200000 --variants ours
     DATABASE_URL=mysql://root@127.0.0.1:3306/x .venv/bin/python bench/clearsessions.py
 
@@ -312,6 +313,7 @@ def report(size: int, variant: str, r: dict[str, Any]) -> None:
         f"{tag} peak RSS",
         f"{r['hwm_mb']:.1f} MB (VmHWM; {r['rss_before_mb']:.1f} MB before the work)",
     )
+    common.line(f"{tag} CPU", cpu_text(r))
     common.line(
         f"{tag} longest write step",
         f"{r['longest_tx']:.3f} s between two commits (read-only steps: up to "
@@ -395,6 +397,22 @@ def summarise(args: argparse.Namespace, results: dict[tuple[int, str], dict[str,
     scale(args, results)
 
 
+def cpu_total(r: dict[str, Any]) -> float | None:
+    """Return the CPU seconds of run `r`: the child's plus its server backend's (if seen)."""
+    return None if r["server_cpu"] is None else r["cpu"] + r["server_cpu"]
+
+
+def cpu_text(r: dict[str, Any], per: float = 1.0) -> str:
+    """Return run `r`'s CPU time (divided by `per`) split between client and server."""
+    total = cpu_total(r)
+    if total is None:
+        return f"client {r['cpu'] / per:.2f} s (the server's backend is not on this host)"
+    return (
+        f"{total / per:.2f} s (client {r['cpu'] / per:.2f} s, server backend "
+        f"{r['server_cpu'] / per:.2f} s; parallel workers not counted)"
+    )
+
+
 def per_million(r: dict[str, Any]) -> str:
     """Return the wall time per million loaded sessions of run `r`, and its phases'."""
     millions = r["loaded"]["sessions"] / 1e6
@@ -413,6 +431,7 @@ def scale(args: argparse.Namespace, results: dict[tuple[int, str], dict[str, Any
                 f"{name} N={size:,} per million",
                 f"{per_million(r)}; load {r['load_s'] / (size / 1e6):.0f} s (not measured)",
             )
+            common.line(f"{name} N={size:,} CPU per million", cpu_text(r, size / 1e6))
         small = sizes[0] if sizes else 0
         for size in sizes[1:]:
             a, b = results[small, name], results[size, name]
@@ -426,6 +445,17 @@ def scale(args: argparse.Namespace, results: dict[tuple[int, str], dict[str, Any
                 f"{b['wall']:.2f} s; per million {linear:.2f}x"
                 + (f", target <= {TARGET_LINEAR}x: {verdict})" if name == "ours" else ")"),
             )
+            small_cpu, big_cpu = cpu_total(a), cpu_total(b)
+            if small_cpu and big_cpu is not None:
+                # CPU time hardly depends on what else the machine runs; wall time does.
+                linear = big_cpu / small_cpu / (size / small)
+                verdict = "met" if linear <= TARGET_LINEAR else "MISSED"
+                common.line(
+                    f"{name} {small:,} -> {size:,} CPU",
+                    f"{big_cpu / small_cpu:.2f}x ({small_cpu:.2f} -> {big_cpu:.2f} s; per "
+                    f"million {linear:.2f}x"
+                    + (f", target <= {TARGET_LINEAR}x: {verdict})" if name == "ours" else ")"),
+                )
             for phase in b["phases"]:
                 # Phases of a few milliseconds (no requests, no fences to prune) are noise.
                 if a["phases"].get(phase, 0) > 0.05 * a["wall"]:
@@ -457,7 +487,10 @@ def child(kind: str, out: Path) -> None:
 
     connection.ensure_connection()
     rss_before = common.proc_memory_mb(os.getpid())["VmRSS"]
+    backend = server_pid(connection)
+    server_cpu = common.cpu_seconds(backend) if backend else None
     marks: list[tuple[str, int, float]] = []
+    cpu = time.process_time()
     start_wall, start = time.time(), time.perf_counter()
     summary: dict[str, Any] = {}
     if kind in ("django", "django+orphans"):
@@ -484,6 +517,9 @@ def child(kind: str, out: Path) -> None:
             progress=lambda phase, done: marks.append((phase, done, time.perf_counter()))
         ).as_dict()
     end = time.perf_counter()
+    cpu = time.process_time() - cpu
+    if server_cpu is not None:
+        server_cpu = (common.cpu_seconds(backend) or server_cpu) - server_cpu
     memory = common.proc_memory_mb(os.getpid())
     # Each progress mark follows a committed batch: the gaps bound the transactions'
     # lengths. A mark that deleted nothing more ends a read-only step (the orphan
@@ -510,6 +546,8 @@ def child(kind: str, out: Path) -> None:
                 "start": start_wall,
                 "end": start_wall + (end - start),
                 "hwm_mb": memory["VmHWM"],
+                "cpu": cpu,
+                "server_cpu": server_cpu,
                 "rss_before_mb": rss_before,
                 "longest_tx": max([w for ws in writes.values() for w in ws] or [end - start]),
                 "write_steps": {
@@ -523,6 +561,19 @@ def child(kind: str, out: Path) -> None:
             }
         )
     )
+
+
+def server_pid(connection: Any) -> int:
+    """Return the pid of this connection's PostgreSQL backend if it runs on this host, else 0."""
+    if connection.vendor != "postgresql":
+        return 0
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = int(cursor.fetchone()[0])
+    try:
+        return pid if Path(f"/proc/{pid}/comm").read_text().strip() == "postgres" else 0
+    except OSError:
+        return 0
 
 
 def login_probe(out: Path) -> None:
