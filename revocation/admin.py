@@ -13,7 +13,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from . import devices, permissions, selectors, services
-from .models import RevocationRequest, UserSession
+from .models import RevocationPart, RevocationRequest, UserSession
 
 
 class ReadOnlyAdmin(admin.ModelAdmin):
@@ -46,9 +46,27 @@ class UserSessionAdmin(ReadOnlyAdmin):
         return devices.describe(obj.user_agent)
 
 
+class RevocationPartInline(admin.TabularInline):
+    """The key ranges of a fanned-out request, with each one's progress (read only)."""
+
+    model = RevocationPart
+    fields = ("number", "after", "upto", "done", "users_done", "sessions_revoked", "updated_at")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(RevocationRequest)
 class RevocationRequestAdmin(ReadOnlyAdmin):
     """The audit log of revocations, with their progress."""
+
+    inlines = (RevocationPartInline,)
 
     list_display = (
         "id",

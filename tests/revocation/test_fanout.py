@@ -261,3 +261,20 @@ def test_sqlite_is_never_split(settings: Any, targeted: Any) -> None:
     request, parts = start(users)
     expected = Phase.USERS if connection.vendor == "sqlite" else Phase.PARTS
     assert request.phase == expected
+
+
+def test_the_admin_shows_a_requests_parts(
+    fan_out: None, published: list[Any], targeted: Any, make_user: Any
+) -> None:
+    from django.test import Client
+
+    users, _ = targeted
+    request, parts = start(users)
+    run_all(request, parts[:1])
+    client = Client()
+    client.force_login(make_user(is_staff=True, is_superuser=True))
+
+    page = client.get(f"/admin/revocation/revocationrequest/{request.pk}/change/").content.decode()
+
+    assert "Revocation parts" in page
+    assert page.count('<td class="field-number">') == WIDTH
