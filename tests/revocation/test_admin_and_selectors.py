@@ -94,6 +94,7 @@ def test_session_list_marks_the_current_session_and_names_the_device(make_user: 
     here.force_login(user)
     newer.force_login(user)
     current = here.session.session_key
+    assert current is not None
     UserSession.objects.filter(session_key=newer.session.session_key).update(
         user_agent="Mozilla/5.0 (X11; Linux x86_64) Firefox/127.0", ip="10.0.0.7"
     )
