@@ -102,7 +102,7 @@ def test_session_list_marks_the_current_session_and_names_the_device(make_user: 
 
     items = session_list(user, current_key=current)
 
-    assert [item["id"] for item in items] == [ids[newer.session.session_key], ids[current]]
+    assert [item["id"] for item in items] == [ids[str(newer.session.session_key)], ids[current]]
     first, second = items
     assert (first["current"], second["current"]) == (False, True)
     assert (first["ip"], first["device"]) == ("10.0.0.7", "Firefox 127 on Linux")
