@@ -20,7 +20,9 @@ from tests.worker_scopes import calls
 pytestmark = [
     pytest.mark.worker,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(connection.vendor == "sqlite", reason="SQLite is never split"),
+    pytest.mark.skipif(
+        connection.vendor == "sqlite", reason="the database is SQLite, where no request is split"
+    ),
 ]
 State = RevocationRequest.State
 Phase = RevocationRequest.Phase
