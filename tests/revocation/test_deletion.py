@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.sessions.models import Session
 from django.db import connection
+from django.db.models.signals import post_delete
 from django.test.utils import CaptureQueriesContext
 
 from revocation import deletion, engines, services
@@ -99,9 +101,6 @@ def test_a_page_delete_takes_at_most_its_limit_and_says_when_none_are_left(
 @pytest.mark.django_db(transaction=True)
 def test_a_delete_receiver_on_sessions_is_honoured(settings: Any, make_user: Any) -> None:
     """A project listening to session deletes gets the ORM delete, not the bare statement."""
-    from django.contrib.sessions.models import Session
-    from django.db.models.signals import post_delete
-
     settings.SESSION_ENGINE = "django.contrib.sessions.backends.db"
     u = make_user()
     keys = {logged_in_client(u).cookies["sessionid"].value for _ in range(3)}

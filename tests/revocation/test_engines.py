@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from importlib import import_module
 from typing import Any
 
 import pytest
 from django.contrib.sessions.backends import cached_db
+from django.utils import timezone
 
 from revocation import engines
 from revocation.models import UserSession
@@ -115,13 +117,8 @@ def test_engines_without_a_table_count_no_deleted_rows(path: str, settings: Any)
 def test_live_keeps_the_mappings_whose_own_session_is_stored_and_unexpired(
     path: str, settings: Any, make_user: Any
 ) -> None:
-    from datetime import timedelta
-    from importlib import import_module as load
-
-    from django.utils import timezone
-
     settings.SESSION_ENGINE = path
-    store_class = load(path).SessionStore
+    store_class = import_module(path).SessionStore
     user = make_user()
 
     def stored(age: int) -> str:
