@@ -30,6 +30,12 @@ class UserSession(models.Model):
     last_seen_at = models.DateTimeField(default=timezone.now)
     ip = models.GenericIPAddressField(null=True, blank=True)
     user_agent = models.CharField(max_length=512, blank=True, default="")
+    # What the user agent and its client hints said at sign-in (revocation.devices):
+    # worked out once, not on every listing, and kept when the user agent is not.
+    device = models.CharField(max_length=128, blank=True, default="")
+    # Where the IP was, with a GeoIP database configured (ISO 3166 code and city name).
+    country = models.CharField(max_length=2, blank=True, default="")
+    city = models.CharField(max_length=128, blank=True, default="")
 
     class Meta:
         indexes = [models.Index(fields=["user", "created_at"], name="revocation_us_user_idx")]
