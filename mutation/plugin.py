@@ -78,6 +78,7 @@ COVERING = {
     ],
     "revocation.services.jobs": [
         "test_jobs.py",
+        "test_fanout.py",
         "test_bulk.py",
         "test_kept_session.py",
         "test_pipeline.py",

@@ -7,8 +7,8 @@ reach the mutated function. Two legs, like CI's:
 1. the embedded default (SQLite + file cache): every target mutant;
 2. PostgreSQL + Redis: the modules with branches only those servers take - all of
    deletion.py and the one-statement page delete of sql/postgresql.py, engines.py (the
-   eviction of cached copies from Redis), monotonic.py (its Redis branch) and
-   fencecopy.py (Redis only).
+   eviction of cached copies from Redis), monotonic.py (its Redis branch),
+   fencecopy.py (Redis only) and the fan-out of the job pages (never on SQLite).
 
 A mutant counts as killed if a test failed (or timed out) on either leg. The
 report gives killed/total per module and overall; the last line is
@@ -74,6 +74,16 @@ MODULES = {
     "job pages (services.jobs)": ["revocation.services.jobs.*"],
 }
 TARGETS = [glob for globs in MODULES.values() for glob in globs]
+# The job functions of the fan-out, which SQLite never takes.
+FANOUT = (
+    "_fans_out",
+    "_single_writer",
+    "_split",
+    "_start_parts",
+    "_run_part",
+    "_process_part_page",
+    "_finish_parts",
+)
 # Inert without Redis (no test of it runs on the embedded leg): the second leg only.
 REDIS_ONLY = ["revocation.fencecopy.*"]
 # Killed only on PostgreSQL + Redis: SQLite never takes the set-based deletion, and the
@@ -84,6 +94,8 @@ SERVER_TARGETS = [
     f"{PG}.xǁPostgreSQLǁdelete_mapped__mutmut_*",
     "revocation.monotonic.*",
     "revocation.fencecopy.*",
+    # The fan-out of large requests over parallel part tasks (never on SQLite).
+    *(f"revocation.services.jobs.x_{name}__mutmut_*" for name in FANOUT),
 ]
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): a failing or timed-out test run
 # detected the mutant. 33 and 5 mean no test reached it.
