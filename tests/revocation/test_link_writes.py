@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from revocation import services
 from revocation.models import UserSession
@@ -161,3 +162,19 @@ def test_a_link_the_database_refuses_does_not_break_the_login(
     assert client.get("/t/whoami/").json()["user"] == user.pk
     assert f"revocation: could not link session to user {user.pk}" in caplog.messages
     assert not UserSession.objects.exists()
+
+
+def test_a_link_written_by_the_previous_release_still_commits(make_user: Any) -> None:
+    """During a rolling deploy the old INSERT names none of migration 0006's columns."""
+    if connection.vendor == "sqlite":
+        pytest.skip("the database is SQLite: one machine, no rolling deploy, no column default")
+    user = make_user()
+    table = connection.ops.quote_name(UserSession._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} (user_id, session_key, login_id, created_at, last_seen_at,"  # noqa: S608
+            " ip, user_agent) VALUES (%s, %s, '', %s, %s, NULL, '')",
+            [user.pk, "k" * 32, timezone.now(), timezone.now()],
+        )
+    row = UserSession.objects.get(session_key="k" * 32)
+    assert (row.device, row.country, row.city) == ("", "", "")
