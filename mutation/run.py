@@ -100,6 +100,9 @@ SERVER_TARGETS = [
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): a failing or timed-out test run
 # detected the mutant. 33 and 5 mean no test reached it.
 KILLED = {1, 3, 36, -24, 24, 152, 255}
+# Of those, a timeout (SIGXCPU): a mutant that loops forever, or a test run slowed past
+# its limit by a loaded machine. Reported apart so a reader can check them by hand.
+TIMEOUTS = {36, -24, 24, 152, 255}
 NO_TESTS = {5, 33}
 MUTANT_ID = re.compile(r"`?(revocation\.[\w.ǁ]+__mutmut_\d+)`?")
 
@@ -140,6 +143,8 @@ def run_leg(leg: Leg, log: Path) -> None:
     for meta in MUTANTS.glob("revocation/**/*.py.meta"):
         codes = json.loads(meta.read_text())["exit_code_by_key"]
         leg.results.update({k: v for k, v in codes.items() if matches(k, leg.targets)})
+    # Kept beside the log: mutants/ is replaced by the next leg.
+    log.with_suffix(".json").write_text(json.dumps(leg.results, indent=0, sort_keys=True))
     print(f"== {leg.name}: {len(leg.results)} mutants in {time.monotonic() - started:.0f} s")
 
 
@@ -184,16 +189,21 @@ def percent(part: int, whole: int) -> float:
     return 100.0 * part / whole if whole else 100.0
 
 
-def report(verdicts: dict[str, bool], listed: set[str]) -> float:
+def report(verdicts: dict[str, bool], timed_out: set[str], listed: set[str]) -> float:
     """Print the per-module scores and the survivors; return the overall killed/total."""
-    print(f"{'module':<22}{'killed':>8}{'total':>7}{'score':>8}{'equiv.':>8}{'w/o equiv.':>12}")
+    print(
+        f"{'module':<28}{'killed':>7}{'(timeout)':>10}{'total':>6}{'score':>8}"
+        f"{'equiv.':>7}{'w/o equiv.':>11}"
+    )
     for module, globs in MODULES.items():
         names = [n for n in verdicts if matches(n, globs)]
         killed = sum(verdicts[n] for n in names)
+        timeouts = sum(1 for n in names if n in timed_out)
         equiv = sum(1 for n in names if not verdicts[n] and n in listed)
         print(
-            f"{module:<22}{killed:>8}{len(names):>7}{percent(killed, len(names)):>7.1f}%"
-            f"{equiv:>8}{percent(killed, len(names) - equiv):>11.1f}%"
+            f"{module:<28}{killed:>7}{timeouts:>10}{len(names):>6}"
+            f"{percent(killed, len(names)):>7.1f}%{equiv:>7}"
+            f"{percent(killed, len(names) - equiv):>10.1f}%"
         )
     survivors = sorted(n for n, killed in verdicts.items() if not killed)
     unlisted = [n for n in survivors if n not in listed]
@@ -204,6 +214,8 @@ def report(verdicts: dict[str, bool], listed: set[str]) -> float:
         print(f"  not listed: {name}  (mutmut show {name})")
     for name in stale:
         print(f"  listed as equivalent but killed: {name}")
+    for name in sorted(timed_out):
+        print(f"  killed by a timeout only: {name}")
     killed = sum(verdicts.values())
     equiv = len(survivors) - len(unlisted)
     print(
@@ -242,11 +254,16 @@ def main() -> int:
     verdicts = {name: code in KILLED for name, code in legs[0].results.items()}
     for name, code in legs[1].results.items():
         verdicts[name] = verdicts.get(name, False) or code in KILLED
+    # Killed by a timeout on one leg and by no failing test on either.
+    failed = {n for leg in legs for n, c in leg.results.items() if c in KILLED - TIMEOUTS}
+    timed_out = {
+        n for leg in legs for n, c in leg.results.items() if c in TIMEOUTS and n not in failed
+    }
     no_tests = sorted(n for n, c in legs[0].results.items() if c in NO_TESTS and not verdicts[n])
     for name in no_tests:
         print(f"  reached by no test: {name}")
     print(f"\nboth legs: {time.monotonic() - started:.0f} s\n")
-    score = report(verdicts, equivalents())
+    score = report(verdicts, timed_out, equivalents())
     print(f"mutation score: {score:.1f}%")
     return 0 if score >= MIN_SCORE else 1
 
