@@ -166,8 +166,11 @@ def test_filters_by_device_country_and_sign_in_age(make_user: Any) -> None:
     now = timezone.now()
     ages = [timedelta(0), timedelta(days=3), timedelta(days=10), timedelta(days=40)]
     for row, age, device, country in zip(
-        rows, ages, ["Firefox 127 on Linux", "Safari 17 on iOS", "", "Firefox 127 on Linux"],
-        ["DE", "FR", "", "DE"], strict=True,
+        rows,
+        ages,
+        ["Firefox 127 on Linux", "Safari 17 on iOS", "", "Firefox 127 on Linux"],
+        ["DE", "FR", "", "DE"],
+        strict=True,
     ):
         UserSession.objects.filter(pk=row.pk).update(
             created_at=now - age, device=device, country=country
