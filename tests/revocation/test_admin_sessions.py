@@ -14,6 +14,7 @@ from django.test import Client
 from django.utils import timezone
 
 from revocation import admin as revocation_admin
+from revocation import services
 from revocation.admin import UserSessionInline, attach_user_inline
 from revocation.models import UserSession
 from tests.conftest import is_logged_in, logged_in_client
@@ -76,13 +77,30 @@ def test_the_action_ends_exactly_the_selected_sessions(session_engine: str, make
 def test_the_action_spares_the_operators_own_session(make_user: Any) -> None:
     other = logged_in_client(make_user())
     operator = staff(make_user, *OPERATOR)
+    row = row_of(other)
 
-    response = end_selected(operator, row_of(operator), row_of(other))
+    response = end_selected(operator, row_of(operator), row)
 
     page = response.content.decode()
     assert "Your own session was not ended" in page
     assert "1 session ended." in page
     assert is_logged_in(operator) and not is_logged_in(other)
+    # Nor recorded as deleted in the history.
+    assert list(LogEntry.objects.values_list("object_id", flat=True)) == [str(row.pk)]
+
+
+def test_the_service_never_ends_the_session_it_keeps(session_engine: str, make_user: Any) -> None:
+    user = make_user()
+    kept, ended = logged_in_client(user), logged_in_client(user)
+
+    count = services.end_sessions(
+        [row_of(kept).pk, row_of(ended).pk, 0], keep_session_key=session_key(kept)
+    )
+
+    assert count == 1
+    assert_sessions_kept([session_key(kept)])
+    assert_sessions_gone([session_key(ended)])
+    assert services.end_sessions([]) == 0
 
 
 def test_the_action_refuses_more_sessions_than_it_ends_at_once(

@@ -10,7 +10,7 @@ from django.core import mail
 from django.core.mail.backends.base import BaseEmailBackend
 from django.test import Client
 
-from revocation import selectors
+from revocation import selectors, services
 from revocation.models import UserSession
 from revocation.signals import session_linked
 from tests.conftest import is_logged_in
@@ -97,11 +97,17 @@ def test_the_setting_connects_and_disconnects_the_notice(settings: Any) -> None:
     assert not session_linked.has_listeners(user_model)
 
 
-def test_a_user_without_an_address_is_not_told(make_user: Any, notices: None, sign_in: Any) -> None:
+def test_a_user_without_an_address_is_not_told(
+    make_user: Any, notices: None, sign_in: Any, django_assert_num_queries: Any
+) -> None:
     user = make_user(email="")
     sign_in(user, FIREFOX)
     sign_in(user, IPHONE)
     assert mail.outbox == []
+    # Not even looked up.
+    with django_assert_num_queries(0):
+        row = UserSession(user=user, user_agent="new")
+        assert services.notify_new_sign_in(user=user, session=row, request=None) is False
 
 
 def test_the_mail_goes_only_after_the_login_commits(
