@@ -199,8 +199,11 @@ def test_filters_by_device_country_and_sign_in_age(make_user: Any) -> None:
 
     page = operator.get(f"{CHANGELIST}?{mine}").content.decode()
     assert "Safari 17 on iOS" in page and "More than 30 days ago" in page
+    assert "?device=%28unknown%29" in page and ">Unknown<" in page
     assert listed(operator, f"{mine}&device=Firefox+127+on+Linux") == {today, forty_days}
     assert listed(operator, f"{mine}&country=FR") == {three_days}
+    assert listed(operator, f"{mine}&country=%28unknown%29") == {ten_days}
+    assert listed(operator, f"{mine}&device=%28unknown%29") == {ten_days}
     assert listed(operator, f"{mine}&signed_in=today") == {today}
     assert listed(operator, f"{mine}&signed_in=7d") == {today, three_days}
     assert listed(operator, f"{mine}&signed_in=30d") == {today, three_days, ten_days}
