@@ -61,6 +61,44 @@ class SessionColumns:
         return place_of(obj)
 
 
+class ColumnFilter(admin.SimpleListFilter):
+    """The values a text column holds, an empty one offered as "Unknown"."""
+
+    # Not a value a device description or a country code takes.
+    UNKNOWN = "(unknown)"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, Any]]:
+        # DISTINCT over a column with no index: a scan per page load, fine for the admin.
+        values = (
+            model_admin.get_queryset(request)
+            .order_by(self.parameter_name)
+            .values_list(self.parameter_name, flat=True)
+            .distinct()
+        )
+        return [(value, value) if value else (self.UNKNOWN, _("Unknown")) for value in values]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is None:
+            return queryset
+        column = str(self.parameter_name)
+        return queryset.filter(**{column: "" if value == self.UNKNOWN else value})
+
+
+class DeviceFilter(ColumnFilter):
+    """Sessions by the device recorded at sign-in."""
+
+    title = _("device")
+    parameter_name = "device"
+
+
+class CountryFilter(ColumnFilter):
+    """Sessions by the country their IP was in at sign-in."""
+
+    title = _("country")
+    parameter_name = "country"
+
+
 class SignedInFilter(admin.SimpleListFilter):
     """Sessions by when they signed in: today, the past 7 or 30 days, or longer ago."""
 
@@ -103,7 +141,7 @@ class UserSessionAdmin(SessionColumns, ReadOnlyAdmin):
     list_display = ("user", "device_column", "ip", "place_column", "created_at", "last_seen_at")
     list_select_related = ("user",)
     # Distinct values of a column with no index: a scan per page load, fine for the admin.
-    list_filter = ("device", "country", SignedInFilter)
+    list_filter = (DeviceFilter, CountryFilter, SignedInFilter)
     search_help_text = _("Username, e-mail address, or the beginning of an IP address.")
     date_hierarchy = "created_at"
     # The session key is a credential and the sign-in id names the session: never shown.
