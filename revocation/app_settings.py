@@ -5,7 +5,8 @@ type on each access, and a bad one raises ImproperlyConfigured naming the
 setting and the value ("REVOCATION_BATCH_SIZE must be a positive integer, got
 'abc'"); `revocation.checks` reports the same errors at startup.
 
-In the environment, integers are written in decimal and `REVOCATION_SCOPES` as
+In the environment, integers are written in decimal, switches as 1/0, true/false,
+yes/no or on/off, and `REVOCATION_SCOPES` as
 comma-separated `name=dotted.path` pairs (django-environ's dict syntax), e.g.
 `REVOCATION_SCOPES=org=myproject.scopes.org_members,team=myproject.scopes.team_members`.
 """
@@ -45,6 +46,19 @@ def _positive(name: str, value: Any) -> int:
 def _zero_or_more(name: str, value: Any) -> int:
     """Parse a count or a number of seconds where 0 has a meaning (off, unlimited, at once)."""
     return _integer(name, value, minimum=0, wanted="an integer of 0 or more")
+
+
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+def _boolean(name: str, value: Any) -> bool:
+    """Parse a switch: a bool, or in the environment 1/0, true/false, yes/no, on/off."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ImproperlyConfigured(f"{name} must be True or False, got {value!r}")
 
 
 def _text(name: str, value: Any) -> str:
@@ -156,6 +170,16 @@ class AppSettings:
     def MAX_SESSIONS_POLICY(self) -> str:
         """What a login beyond the limit does: "revoke_oldest" or "refuse"."""
         return self._read("REVOCATION_MAX_SESSIONS_POLICY", "revoke_oldest", _text)
+
+    @property
+    def NEW_SIGN_IN_EMAIL(self) -> bool:
+        """E-mail a user signing in from a device or country none of their sessions came from."""
+        return self._read("REVOCATION_NEW_SIGN_IN_EMAIL", False, _boolean)
+
+    @property
+    def ADMIN_USER_INLINE(self) -> bool:
+        """Show a user's sessions on Django's own UserAdmin change page."""
+        return self._read("REVOCATION_ADMIN_USER_INLINE", True, _boolean)
 
     @property
     def SCOPES(self) -> dict[str, str]:

@@ -24,8 +24,9 @@ from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import engines, services, stamps
+from . import engines, selectors, services, stamps
 from .client import client_ip, user_agent
+from .signals import session_linked
 
 logger = logging.getLogger("revocation")
 # The clock of the stamps: a name of our own, so a test can move it without patching
@@ -34,6 +35,8 @@ clock = time.time
 
 LINKED_KEY_ATTR = "_revocation_linked_key"
 PASSWORD_CHANGED_ATTR = "_revocation_password_changed"  # noqa: S105 - an attribute name
+# The user who signed in during this request, until their session is linked.
+SIGNED_IN_ATTR = "_revocation_signed_in"
 # The request being handled, so a password change can find the session to keep.
 current_request: ContextVar[HttpRequest | None] = ContextVar("revocation_request", default=None)
 
@@ -88,6 +91,9 @@ def session_user_id(session: Any) -> Any:
 def mark_login(request: HttpRequest, user: Any) -> None:
     """Stamp the sign-in time and id into the session, and link it."""
     services.stamp_sign_in(request.session, now=clock())
+    # After a flush() the key is None until the session is saved: the link, and so
+    # session_linked, may only come with the middleware's reconcile() after the view.
+    setattr(request, SIGNED_IN_ATTR, user)
     reconcile(request)
 
 
@@ -125,6 +131,35 @@ def _relink(request: HttpRequest, old_key: str | None, new_key: str | None) -> N
         )
     except Exception:
         logger.exception("revocation: could not link session to user %s", user_id)
+        return
+    if new_key and user_id is not None:
+        _announce(request, new_key, user_id)
+
+
+def _announce(request: HttpRequest, key: str, user_id: Any) -> None:
+    """Send session_linked if `key` is the session of a sign-in of this request."""
+    user = getattr(request, SIGNED_IN_ATTR, None)
+    if user is None or user._meta.pk.value_to_string(user) != str(user_id):
+        return  # a key rotation of an earlier sign-in, or a session seen for the first time
+    delattr(request, SIGNED_IN_ATTR)
+    if not session_linked.has_listeners(type(user)):
+        return  # the default: not even the row is read
+    try:
+        row = selectors.linked_session(key)
+    except Exception:
+        logger.exception("revocation: could not read the new session of user %s", user_id)
+        return
+    if row is None:
+        return  # ended already, by a concurrent request
+    results = session_linked.send_robust(type(user), user=user, request=request, session=row)
+    for receiver, result in results:
+        if isinstance(result, Exception):
+            logger.error(
+                "revocation: session_linked receiver %r failed for user %s",
+                receiver,
+                user_id,
+                exc_info=result,
+            )
 
 
 def touch(request: HttpRequest, interval: int) -> None:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db import router
+from django.db.models import Count, Q, QuerySet
 
 from . import devices, engines, targets
 from .exceptions import RequestNotFound
@@ -73,6 +74,33 @@ def user_session(user: Any, session_id: Any) -> UserSession | None:
         return UserSession.objects.filter(pk=int(session_id), user_id=user.pk).first()
     except (TypeError, ValueError):
         return None
+
+
+def linked_session(session_key: str) -> UserSession | None:
+    """Return the mapping of `session_key` as just written (read from the database written to)."""
+    using = router.db_for_write(UserSession)
+    return UserSession.objects.using(using).filter(session_key=session_key).first()
+
+
+def is_new_sign_in(session: UserSession) -> bool:
+    """Return whether none of its user's other sessions came from `session`'s device and country.
+
+    The device is the `device` column, or the user agent where a row has none (rows
+    linked before devices were recorded). Only the mapping rows are remembered: a
+    user with no other session is not told (every sign-in after logging out
+    everywhere would be "new"), and a device whose sessions all ended is forgotten.
+    One query.
+    """
+    same_device = Q(user_agent=session.user_agent)
+    if session.device:
+        same_device = Q(device=session.device) | Q(device="", user_agent=session.user_agent)
+    others = UserSession.objects.using(router.db_for_write(UserSession)).filter(
+        user_id=session.user_id
+    )
+    found = others.exclude(pk=session.pk).aggregate(
+        total=Count("pk"), seen=Count("pk", filter=same_device & Q(country=session.country))
+    )
+    return bool(found["total"]) and not found["seen"]
 
 
 def recent_requests() -> QuerySet[RevocationRequest]:

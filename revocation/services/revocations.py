@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Iterable
 from contextlib import nullcontext
 from typing import Any
 
@@ -179,3 +180,31 @@ def end_session(user: Any, session_id: Any, *, current_key: str | None) -> Ended
     UserSession.objects.filter(pk=session.pk).delete()
     logger.info("session ended id=%s user=%s", session.pk, user.pk)
     return Ended.ENDED
+
+
+def end_sessions(
+    session_ids: Iterable[Any], *, keep_session_key: str | None = None, requested_by: Any = None
+) -> int:
+    """End the sessions `session_ids` (UserSession ids, of any users) now; return how many.
+
+    An operator's action (the admin): like `end_session()`, in the request and not on
+    a worker, each session deleted through the engine (cached copies too) together
+    with its mapping, a batch per statement. The caller bounds `session_ids`. The
+    session `keep_session_key` (the operator's own) is never ended.
+    """
+    ids = sorted({int(pk) for pk in session_ids})
+    rows = UserSession.objects.filter(pk__in=ids)
+    if keep_session_key:
+        rows = rows.exclude(session_key=keep_session_key)
+    ended, finished = 0, not ids
+    while not finished:
+        deleted, finished = deletion.delete_mapped(rows, limit=app_settings.BATCH_SIZE)
+        ended += deleted
+        finished = finished or not deleted
+    logger.info(
+        "sessions ended selected=%s ended=%s requested_by=%s",
+        len(ids),
+        ended,
+        getattr(requested_by, "pk", None),
+    )
+    return ended

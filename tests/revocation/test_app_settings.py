@@ -186,3 +186,26 @@ def test_a_reader_without_django_settings_sees_the_environment_only(
     assert environment.VISIBILITY_TIMEOUT == 3600
     monkeypatch.setenv("REVOCATION_VISIBILITY_TIMEOUT", "7200")
     assert environment.VISIBILITY_TIMEOUT == 7200
+
+
+SWITCHES = {"NEW_SIGN_IN_EMAIL": False, "ADMIN_USER_INLINE": True}
+
+
+@pytest.mark.parametrize(("attr", "default"), SWITCHES.items())
+def test_switches_read_settings_and_the_environment(
+    attr: str, default: bool, settings: Any, unset: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"REVOCATION_{attr}"
+    unset(name)
+    assert getattr(app_settings, attr) is default
+    for raw, value in [("1", True), (" Yes", True), ("on", True), ("false", False), ("0", False)]:
+        monkeypatch.setenv(name, raw)
+        assert getattr(app_settings, attr) is value
+    monkeypatch.setenv(name, "maybe")
+    with pytest.raises(ImproperlyConfigured, match=rf"^{name} must be True or False, got 'maybe'$"):
+        getattr(app_settings, attr)
+    setattr(settings, name, not default)
+    assert getattr(app_settings, attr) is (not default)
+    setattr(settings, name, 1)  # a Python setting is a bool, not a number
+    with pytest.raises(ImproperlyConfigured, match=rf"^{name} must be True or False, got 1$"):
+        getattr(app_settings, attr)

@@ -351,3 +351,126 @@ def test_a_password_saved_during_a_request_without_a_user_revokes_every_session(
 
     revocation = RevocationRequest.objects.get()
     assert (revocation.user_ids, revocation.keep_session_key) == ([user.pk], "")
+
+
+# --- session_linked: one signal per sign-in, with the row ---------------------------------
+
+
+@pytest.fixture
+def linked_calls() -> Any:
+    """Connect a receiver to session_linked for the test; yield what it received."""
+    from revocation.signals import session_linked
+
+    calls: list[dict[str, Any]] = []
+
+    def record(sender: Any, **kwargs: Any) -> None:
+        calls.append({"sender": sender, **kwargs})
+
+    session_linked.connect(record, dispatch_uid="test.linked_calls")
+    yield calls
+    session_linked.disconnect(dispatch_uid="test.linked_calls")
+
+
+@pytest.mark.django_db
+def test_session_linked_is_sent_once_per_sign_in_with_the_row(
+    session_engine: str, make_user: Any, linked_calls: list[dict[str, Any]]
+) -> None:
+    alice, bob = make_user(), make_user()
+    client = Client(HTTP_USER_AGENT=IPHONE)
+    client.post(f"/t/login/{alice.pk}/")
+    (call,) = linked_calls
+    assert call["sender"] is type(alice) and call["user"] == alice
+    row = call["session"]
+    assert isinstance(row, UserSession) and row.pk is not None
+    assert (row.session_key, row.user_id, row.user_agent) == (cookie_key(client), alice.pk, IPHONE)
+    assert call["request"].path == f"/t/login/{alice.pk}/"
+
+    # A key rotation of the same sign-in, and later requests: nothing more.
+    client.post("/t/rehash/")
+    whoami(client)
+    assert len(linked_calls) == 1
+    # A sign-in over another user flushes: linked only after the view, and sent then.
+    client.post(f"/t/login/{bob.pk}/")
+    assert len(linked_calls) == 2
+    assert linked_calls[1]["user"] == bob
+    assert linked_calls[1]["session"].session_key == cookie_key(client)
+
+
+@pytest.mark.django_db
+def test_session_linked_is_not_sent_for_sessions_linked_on_first_sight(
+    make_user: Any, settings: Any, linked_calls: list[dict[str, Any]]
+) -> None:
+    settings.REVOCATION_TOUCH_INTERVAL = 0
+    user = make_user()
+    client = Client()
+    client.post(f"/t/login/{user.pk}/")
+    UserSession.objects.all().delete()  # as if signed in before the app was installed
+    linked_calls.clear()
+    whoami(client)
+    assert links(user) == [cookie_key(client)]
+    assert linked_calls == []
+
+
+@pytest.mark.django_db
+def test_session_linked_is_not_sent_without_server_state(
+    make_user: Any, settings: Any, linked_calls: list[dict[str, Any]]
+) -> None:
+    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+    Client().post(f"/t/login/{make_user().pk}/")
+    assert linked_calls == []
+
+
+def usersession_reads(queries: list[dict[str, Any]]) -> list[str]:
+    """Return the SELECTs on the mapping table among `queries`."""
+    table = UserSession._meta.db_table
+    return [
+        q["sql"]
+        for q in queries
+        if q["sql"].lstrip().upper().startswith("SELECT") and table in q["sql"]
+    ]
+
+
+@pytest.mark.django_db
+def test_with_no_receiver_a_sign_in_reads_nothing_for_the_signal(
+    session_engine: str, make_user: Any
+) -> None:
+    from django.test.utils import CaptureQueriesContext
+
+    from revocation.signals import session_linked
+
+    user, other = make_user(), make_user()
+    # The default configuration: the app's own e-mail receiver is off, so none.
+    assert not session_linked.has_listeners(type(user))
+    with CaptureQueriesContext(connections["default"]) as bare:
+        Client().post(f"/t/login/{user.pk}/")
+    assert usersession_reads(bare.captured_queries) == []
+
+    session_linked.connect(lambda **kwargs: None, dispatch_uid="test.reads", weak=False)
+    try:
+        with CaptureQueriesContext(connections["default"]) as heard:
+            Client().post(f"/t/login/{other.pk}/")
+    finally:
+        session_linked.disconnect(dispatch_uid="test.reads")
+    assert len(usersession_reads(heard.captured_queries)) == 1
+    assert len(heard.captured_queries) == len(bare.captured_queries) + 1
+
+
+@pytest.mark.django_db
+def test_a_failing_session_linked_receiver_does_not_break_login(
+    make_user: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    from revocation.signals import session_linked
+
+    def broken(**kwargs: Any) -> None:
+        raise RuntimeError("receiver bug")
+
+    user = make_user()
+    session_linked.connect(broken, dispatch_uid="test.broken")
+    try:
+        client = Client()
+        assert client.post(f"/t/login/{user.pk}/").status_code == 200
+    finally:
+        session_linked.disconnect(dispatch_uid="test.broken")
+    assert whoami(client) == user.pk
+    assert links(user) == [cookie_key(client)]
+    assert "session_linked receiver" in caplog.text and "receiver bug" in caplog.text
