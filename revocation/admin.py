@@ -11,6 +11,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
 from . import devices, permissions, selectors, services
 from .models import RevocationPart, RevocationRequest, UserSession
@@ -33,17 +34,28 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 class UserSessionAdmin(ReadOnlyAdmin):
     """Who is logged in where."""
 
-    list_display = ("user", "device", "ip", "created_at", "last_seen_at")
+    list_display = ("user", "device_label", "ip", "country", "created_at", "last_seen_at")
     list_select_related = ("user",)
+    list_filter = ("country",)
     search_fields = ("user__username", "ip")
     date_hierarchy = "created_at"
     # The session key is a credential: never shown.
     exclude = ("session_key",)
-    readonly_fields = ("user", "device", "ip", "user_agent", "created_at", "last_seen_at")
+    readonly_fields = (
+        "user",
+        "device_label",
+        "ip",
+        "country",
+        "city",
+        "user_agent",
+        "created_at",
+        "last_seen_at",
+    )
+    fields = readonly_fields
 
-    @admin.display(description="device")
-    def device(self, obj: UserSession) -> str:
-        return devices.describe(obj.user_agent)
+    @admin.display(description=_("device"), ordering="device")
+    def device_label(self, obj: UserSession) -> str:
+        return devices.label(obj.device, obj.user_agent)
 
 
 class RevocationPartInline(admin.TabularInline):
