@@ -118,14 +118,21 @@ def _database() -> _Database | None:
 
 
 def _source() -> tuple[Any, ...]:
-    """Return what the database is opened from: the settings and the path's change time."""
-    path = settings.GEOIP_PATH
-    try:
-        changed = os.stat(path).st_mtime_ns
-    except (OSError, TypeError, ValueError):
-        changed = None
-    names = (getattr(settings, "GEOIP_CITY", None), getattr(settings, "GEOIP_COUNTRY", None))
-    return (str(path), changed, *names)
+    """Return what the database is opened from: the settings, and when each candidate changed.
+
+    Three stat() calls per lookup, and lookups are as rare as link writes (sign-ins
+    and throttled touches): a database replaced in place or by rename is seen.
+    """
+    path = str(settings.GEOIP_PATH)
+    city = getattr(settings, "GEOIP_CITY", "GeoLite2-City.mmdb")
+    country = getattr(settings, "GEOIP_COUNTRY", "GeoLite2-Country.mmdb")
+    changed = []
+    for candidate in (path, os.path.join(path, city), os.path.join(path, country)):
+        try:
+            changed.append(os.stat(candidate).st_mtime_ns)
+        except (OSError, TypeError, ValueError):
+            changed.append(None)
+    return (path, city, country, *changed)
 
 
 def _open() -> _Database | None:

@@ -144,3 +144,19 @@ def test_a_touch_is_still_one_update(session_engine: str, make_user: Any, settin
     writes = [q["sql"] for q in captured if UserSession._meta.db_table in q["sql"]]
     assert len(writes) == 1 and writes[0].startswith("UPDATE"), writes
     assert row(user)[2] == "Chrome|Windows|11|"
+
+
+def test_a_key_rotation_records_the_client_of_that_request(
+    session_engine: str, make_user: Any
+) -> None:
+    """update_session_auth_hash (a password change) moves the link: with what it says now."""
+    user = make_user()
+    client = sign_in(user, **{**WINDOWS_11, "Sec-CH-UA-Platform-Version": '"10.0.0"'})
+    before = UserSession.objects.get(user=user)
+
+    client.post("/t/rehash/", REMOTE_ADDR="203.0.113.9", headers=WINDOWS_11)
+
+    after = UserSession.objects.get(user=user)
+    assert (after.pk, after.created_at) == (before.pk, before.created_at)
+    assert after.session_key != before.session_key
+    assert (after.ip, after.device) == ("203.0.113.9", "Chrome|Windows|11|")
