@@ -126,12 +126,15 @@ def _source() -> tuple[Any, ...]:
     path = str(settings.GEOIP_PATH)
     city = getattr(settings, "GEOIP_CITY", "GeoLite2-City.mmdb")
     country = getattr(settings, "GEOIP_COUNTRY", "GeoLite2-Country.mmdb")
-    changed = []
+    changed: list[tuple[int, int, int] | None] = []
     for candidate in (path, os.path.join(path, city), os.path.join(path, country)):
         try:
-            changed.append(os.stat(candidate).st_mtime_ns)
+            found = os.stat(candidate)
         except (OSError, TypeError, ValueError):
             changed.append(None)
+        else:
+            # The time alone can miss a quick rewrite (coarse file-system clocks).
+            changed.append((found.st_ino, found.st_size, found.st_mtime_ns))
     return (path, city, country, *changed)
 
 

@@ -83,6 +83,8 @@ CHROME_BRANDS = '"Chromium";v="142", "Google Chrome";v="142", "Not_A Brand";v="9
 EDGE_BRANDS = '"Chromium";v="142", "Microsoft Edge";v="142", "Not_A Brand";v="99"'
 BRAVE_BRANDS = '"Brave";v="142", "Chromium";v="142", "Not_A Brand";v="24"'
 SAMSUNG_BRANDS = '"Samsung Internet";v="29.0", "Chromium";v="136", "Not.A/Brand";v="99"'
+# Chrome 120's order: the GREASE brand first.
+CHROME_120_BRANDS = '"Not_A Brand";v="8", "Chromium";v="120", "Google Chrome";v="120"'
 
 
 def hints(brands: str, platform: str, version: str = "", model: str = "") -> Hints:
@@ -142,6 +144,13 @@ def test_a_user_agent_alone_names_no_frozen_version(user_agent: str, expected: s
         # Windows 7, 8 and 8.1 all say 0.x: the user agent's NT version tells them apart.
         (CHROME_WINDOWS_7, hints(CHROME_BRANDS, "Windows", "0.1.0"), "Chrome on Windows 7"),
         (EDGE_WINDOWS, hints(EDGE_BRANDS, "Windows", "19.0.0"), "Edge on Windows 11"),
+        (CHROME_WINDOWS, hints(CHROME_120_BRANDS, "Windows", "15.0.0"), "Chrome on Windows 11"),
+        # A Chromium build names no other brand.
+        (
+            CHROME_LINUX,
+            hints('"Chromium";v="142", "Not_A Brand";v="24"', "Linux"),
+            "Chromium on Linux",
+        ),
         # Brave's user agent is Chrome's; its hints name it.
         (CHROME_WINDOWS, hints(BRAVE_BRANDS, "Windows", "19.0.0"), "Brave on Windows 11"),
         (CHROME_MAC, hints(CHROME_BRANDS, "macOS", "15.1.0"), "Chrome on macOS 15"),

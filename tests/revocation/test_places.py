@@ -33,15 +33,17 @@ NETWORKS = {
 }
 
 
-def write_database(path: Path, edition: str = "GeoLite2-City") -> Path:
-    """Write a tiny MaxMind database of NETWORKS at `path`; return it."""
+def write_database(
+    path: Path, edition: str = "GeoLite2-City", networks: dict[str, Any] | None = None
+) -> Path:
+    """Write a tiny MaxMind database of `networks` (NETWORKS) at `path`; return it."""
     mmdb_writer = pytest.importorskip("mmdb_writer", reason="needs mmdb-writer (dev dependency)")
     netaddr = pytest.importorskip("netaddr", reason="needs netaddr (dev dependency)")
     pytest.importorskip("geoip2", reason="needs geoip2 (dev dependency)")
     writer = mmdb_writer.MMDBWriter(
         ip_version=6, database_type=edition, languages=["en"], ipv4_compatible=True
     )
-    for network, data in NETWORKS.items():
+    for network, data in (networks or NETWORKS).items():
         if edition.endswith("Country"):
             data = {"country": data["country"]}
         writer.insert_network(netaddr.IPSet([network]), data)
@@ -125,6 +127,15 @@ def test_a_country_database_records_the_country(
     sign_in(user, "203.0.113.7")
     assert place(user) == ("DE", "")
     assert session_list(user, current_key=None)[0]["place"] == "DE"
+
+
+def test_a_database_replaced_on_disk_is_read_again(make_user: Any, geoip: Path) -> None:
+    """A monthly GeoLite2 update, without restarting the web processes."""
+    first, second = make_user(), make_user()
+    sign_in(first, "203.0.113.7")
+    write_database(geoip / "GeoLite2-City.mmdb", networks={"203.0.113.0/24": PARIS})
+    sign_in(second, "203.0.113.7")
+    assert (place(first), place(second)) == (("DE", "Berlin"), ("FR", "Paris"))
 
 
 def test_a_private_address_has_no_place_and_logs_nothing(
