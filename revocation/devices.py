@@ -170,7 +170,9 @@ def _identify(user_agent: str, hints: Hints) -> Device:
     platform = _PLATFORMS.get(_string(hints.platform), "")
     if platform:
         if platform != os_name:
-            os_name, version = platform, ""
+            # The user agent claims another system (a desktop-site request on Android,
+            # a spoofed or emulated user agent): the hints are the browser's own word.
+            os_name, version, model = platform, "", ""
         version = _hinted_version(platform, _string(hints.platform_version)) or version
     hinted_model = _string(hints.model)
     if hinted_model:

@@ -172,6 +172,8 @@ def test_a_user_agent_alone_names_no_frozen_version(user_agent: str, expected: s
         (CHROME_ANDROID, hints(CHROME_BRANDS, "Android"), "Chrome on Android"),
         # "Request desktop site" on Android: a Linux user agent, the real platform in hints.
         (CHROME_LINUX, hints(CHROME_BRANDS, "Android", "15.0.0"), "Chrome on Android 15"),
+        # An iPhone's user agent put on desktop Chromium (emulation): what it really is.
+        (SAFARI_IOS_26, hints(CHROME_BRANDS, "Linux"), "Chrome on Linux"),
     ],
 )
 def test_client_hints_give_the_real_version(
