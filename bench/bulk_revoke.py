@@ -231,9 +231,21 @@ def load_sessions(data: Dataset, blob: str) -> float:
             common.bulk_load(
                 cur,
                 "revocation_usersession",
-                "user_id, session_key, created_at, last_seen_at, ip, user_agent, login_id",
+                "user_id, session_key, created_at, last_seen_at, ip, user_agent, login_id, "
+                "device, country, city",
                 (
-                    (uid, key, at, at, f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}", UA, "")
+                    (
+                        uid,
+                        key,
+                        at,
+                        at,
+                        f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
+                        UA,
+                        "",
+                        "",
+                        "",
+                        "",
+                    )
                     for i, (uid, key) in enumerate(data.sessions)
                     for at in [base + timedelta(milliseconds=i)]
                 ),

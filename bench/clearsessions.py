@@ -187,11 +187,14 @@ def load(args: argparse.Namespace, size: int) -> dict[str, int]:
     # A login writes its session and its mapping together: mappings in login order too.
     mapping_rows = itertools.chain(
         (
-            (1 + n % USERS, key, at, at, "10.0.0.1", UA, "")
+            (1 + n % USERS, key, at, at, "10.0.0.1", UA, "", "", "", "")
             for n, key in enumerate(key for key, _, _, is_mapped in sessions() if is_mapped)
             for at in [now - timedelta(seconds=n % 86400)]
         ),
-        ((1 + n % USERS, f"gone{n:028d}", now, now, "10.0.0.2", UA, "") for n in range(gone)),
+        (
+            (1 + n % USERS, f"gone{n:028d}", now, now, "10.0.0.2", UA, "", "", "", "")
+            for n in range(gone)
+        ),
     )
     tables = ["django_session", "revocation_usersession"]
     with common.connect() as conn:
@@ -208,7 +211,8 @@ def load(args: argparse.Namespace, size: int) -> dict[str, int]:
                 common.bulk_load(
                     cur,
                     "revocation_usersession",
-                    "user_id, session_key, created_at, last_seen_at, ip, user_agent, login_id",
+                    "user_id, session_key, created_at, last_seen_at, ip, user_agent, login_id, "
+                    "device, country, city",
                     mapping_rows,
                 )
         common.analyze(conn, ["auth_user", *tables])

@@ -176,7 +176,8 @@ def load(data: Dataset) -> None:
             common.bulk_load(
                 cur,
                 "revocation_usersession",
-                "user_id, session_key, created_at, last_seen_at, ip, user_agent, login_id",
+                "user_id, session_key, created_at, last_seen_at, ip, user_agent, login_id, "
+                "device, country, city",
                 (
                     (
                         uid,
@@ -185,6 +186,11 @@ def load(data: Dataset) -> None:
                         at,
                         f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}",
                         UAS[i % len(UAS)],
+                        "",
+                        # No stored description, as rows from before it: the page
+                        # describes their user agent (the dearer path).
+                        "",
+                        "",
                         "",
                     )
                     for i, uid, key, _ in data.rows(order)

@@ -41,7 +41,7 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 def device_of(obj: UserSession) -> str:
     """Return the device recorded at sign-in, else one worked out from the user agent."""
-    return obj.device or devices.describe(obj.user_agent)
+    return devices.label(obj.device, obj.user_agent)
 
 
 def place_of(obj: UserSession) -> str:
@@ -75,7 +75,11 @@ class ColumnFilter(admin.SimpleListFilter):
             .values_list(self.parameter_name, flat=True)
             .distinct()
         )
-        return [(value, value) if value else (self.UNKNOWN, _("Unknown")) for value in values]
+        return [(v, self.show(v)) if v else (self.UNKNOWN, _("Unknown")) for v in values]
+
+    def show(self, value: str) -> str:
+        """Return how a stored value reads in the filter."""
+        return value
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
@@ -90,6 +94,10 @@ class DeviceFilter(ColumnFilter):
 
     title = _("device")
     parameter_name = "device"
+
+    def show(self, value: str) -> str:
+        """Return the stored description in words ("Chrome on Windows 11")."""
+        return devices.label(value)
 
 
 class CountryFilter(ColumnFilter):

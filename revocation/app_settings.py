@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -66,6 +67,33 @@ def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ImproperlyConfigured(f"{name} must be a string, got {value!r}")
     return value
+
+
+def _choice(*allowed: str) -> Parser[str]:
+    """Return a parser of a string that must be one of `allowed` (any case, spaces trimmed)."""
+
+    def parse(name: str, value: Any) -> str:
+        word = value.strip().lower() if isinstance(value, str) else value
+        if word not in allowed:
+            choices = ", ".join(repr(a) for a in allowed)
+            raise ImproperlyConfigured(f"{name} must be one of {choices}, got {value!r}")
+        return str(word)
+
+    return parse
+
+
+# An HTTP field name (RFC 9110 token): what CLIENT_IP_HEADER may name.
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _header(name: str, value: Any) -> str:
+    """Parse the name of a request header ("" for none), e.g. "CF-Connecting-IP"."""
+    text = _text(name, value).strip()
+    if text and not _HEADER_NAME.fullmatch(text):
+        raise ImproperlyConfigured(
+            f"{name} must be the name of an HTTP header such as 'X-Real-IP', got {value!r}"
+        )
+    return text
 
 
 def _scopes(name: str, value: Any) -> dict[str, str]:
@@ -160,6 +188,27 @@ class AppSettings:
     def TRUSTED_PROXY_COUNT(self) -> int:
         """Number of reverse proxies in front of Django that append to X-Forwarded-For."""
         return self._read("REVOCATION_TRUSTED_PROXY_COUNT", 0, _zero_or_more)
+
+    @property
+    def CLIENT_IP_HEADER(self) -> str:
+        """Request header holding the client's IP, set by the proxy in front ("" for none)."""
+        # Only behind a proxy that overwrites it: a client can send any header it likes.
+        return self._read("REVOCATION_CLIENT_IP_HEADER", "", _header)
+
+    @property
+    def RECORD_IP(self) -> str:
+        """How much of the client's IP a session's link keeps: full, truncated or off."""
+        return self._read("REVOCATION_RECORD_IP", "full", _choice("full", "truncated", "off"))
+
+    @property
+    def RECORD_USER_AGENT(self) -> str:
+        """What a session's link keeps of the user agent: full, device (description only) or off."""
+        return self._read("REVOCATION_RECORD_USER_AGENT", "full", _choice("full", "device", "off"))
+
+    @property
+    def AUDIT_PERSONAL_DATA_DAYS(self) -> int:
+        """Days finished revocation requests keep who asked, why and whom; 0 keeps them."""
+        return self._read("REVOCATION_AUDIT_PERSONAL_DATA_DAYS", 0, _zero_or_more)
 
     @property
     def MAX_SESSIONS_PER_USER(self) -> int:

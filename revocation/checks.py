@@ -14,7 +14,7 @@ from django.core.checks import CheckMessage, Error, Warning, register
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.module_loading import import_string
 
-from . import engines, locks, throttling
+from . import engines, locks, places, throttling
 from .app_settings import AppSettings, app_settings
 
 MIDDLEWARE_PATH = "revocation.middleware.RevocationMiddleware"
@@ -167,3 +167,37 @@ def check_scopes(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
         if not callable(resolver):
             errors.append(Error(f"{where} is not callable", id="revocation.E006"))
     return errors
+
+
+@register()
+def check_client_ip_source(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """REVOCATION_CLIENT_IP_HEADER and REVOCATION_TRUSTED_PROXY_COUNT: one source, not both."""
+    header, proxies = _parsed("CLIENT_IP_HEADER"), _parsed("TRUSTED_PROXY_COUNT")
+    if header is _MALFORMED or proxies is _MALFORMED or not header or not proxies:
+        return []
+    # A warning, not an error: the header wins, so the count is dead but not dangerous.
+    return [
+        Warning(
+            f"REVOCATION_CLIENT_IP_HEADER is {header!r} and REVOCATION_TRUSTED_PROXY_COUNT "
+            f"is {proxies}: the client IP is read from the header alone, and the proxy "
+            "count is ignored.",
+            hint="Set one of them: the header if your proxy overwrites it, else the count.",
+            id="revocation.W004",
+        )
+    ]
+
+
+@register()
+def check_geoip(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """With GEOIP_PATH set, the geoip2 package and the database must be there."""
+    problem = places.status()
+    if not problem:
+        return []
+    return [
+        Warning(
+            f"GEOIP_PATH is set, but {problem}: sessions are recorded without a place.",
+            hint="Install geoip2 and put GeoLite2-City.mmdb (or -Country) at GEOIP_PATH, "
+            "or unset GEOIP_PATH.",
+            id="revocation.W005",
+        )
+    ]

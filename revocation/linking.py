@@ -24,8 +24,7 @@ from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import engines, selectors, services, stamps
-from .client import client_ip, user_agent
+from . import engines, privacy, selectors, services, stamps
 from .signals import session_linked
 
 logger = logging.getLogger("revocation")
@@ -121,13 +120,18 @@ def _relink(request: HttpRequest, old_key: str | None, new_key: str | None) -> N
         return
     user_id = session_user_id(request.session) if new_key else None
     try:
+        # Only a link being written needs the client (a logout deletes).
+        client = privacy.client_record(request) if new_key else privacy.ClientRecord()
         services.link_session(
             old_key=old_key,
             new_key=new_key,
             user_id=user_id,
-            ip=client_ip(request),
-            user_agent=user_agent(request),
+            ip=client.ip,
+            user_agent=client.user_agent,
             login_id=stamps.login_id(request.session),
+            device=client.device,
+            country=client.country,
+            city=client.city,
         )
     except Exception:
         logger.exception("revocation: could not link session to user %s", user_id)
@@ -173,13 +177,18 @@ def touch(request: HttpRequest, interval: int) -> None:
         return
     session[stamps.SEEN_AT] = now
     try:
+        client = privacy.client_record(request)
         services.touch_session(
             session_key=str(session.session_key),
             user_id=user_id,
-            ip=client_ip(request),
-            user_agent=user_agent(request),
+            ip=client.ip,
+            user_agent=client.user_agent,
             now=timezone.now(),
             login_id=stamps.login_id(session),
+            device=client.device,
+            country=client.country,
+            city=client.city,
+            keep_device_of="" if client.settled else client.family,
         )
     except Exception:
         logger.exception("revocation: could not record activity of user %s", user_id)

@@ -109,7 +109,15 @@ class SessionOut(Schema):
     current: bool = Field(description="whether this is the session making the request")
     ip: str | None
     user_agent: str
-    device: str = Field(examples=["Chrome 120 on Windows 10"])
+    device: str = Field(
+        description="the browser and system, as they described themselves at sign-in",
+        examples=["Chrome on Windows 11"],
+    )
+    country: str = Field(
+        description="ISO 3166 country code of the IP, with a GeoIP database; else empty",
+        examples=["DE"],
+    )
+    city: str = Field(description="city of the IP, with a GeoIP database", examples=["Berlin"])
     created_at: datetime = Field(description="when this session signed in")
     last_seen_at: datetime
 

@@ -7,7 +7,7 @@ from typing import Any
 from django.db import router
 from django.db.models import Count, Q, QuerySet
 
-from . import devices, engines, targets
+from . import devices, engines, places, targets
 from .exceptions import RequestNotFound
 from .models import RevocationRequest, UserSession
 
@@ -52,7 +52,15 @@ def session_list(user: Any, *, current_key: str | None) -> list[dict[str, Any]]:
     """Return `user`'s live sessions as API/page items (no session keys), the current one marked."""
     # Values, not model instances: 11.5 instead of 16 us of Python a row (bench/lookup.py data).
     rows = sessions_for_user(user).values(
-        "pk", "session_key", "ip", "user_agent", "created_at", "last_seen_at"
+        "pk",
+        "session_key",
+        "ip",
+        "user_agent",
+        "device",
+        "country",
+        "city",
+        "created_at",
+        "last_seen_at",
     )
     return [
         {
@@ -60,7 +68,11 @@ def session_list(user: Any, *, current_key: str | None) -> list[dict[str, Any]]:
             "current": bool(current_key) and row["session_key"] == current_key,
             "ip": row["ip"],
             "user_agent": row["user_agent"],
-            "device": devices.describe(row["user_agent"]),
+            # Worked out at sign-in; older rows, from their stored user agent.
+            "device": devices.label(row["device"], row["user_agent"]),
+            "country": row["country"],
+            "city": row["city"],
+            "place": str(places.Place(row["country"], row["city"])),
             "created_at": row["created_at"],
             "last_seen_at": row["last_seen_at"],
         }

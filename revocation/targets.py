@@ -91,6 +91,9 @@ class Users(Target):
         return [fences.user_key(uid) for uid in self.user_ids]
 
     def describe(self) -> str:
+        if not self.user_ids:
+            # Erased with the request's other personal data (AUDIT_PERSONAL_DATA_DAYS).
+            return "users (ids erased)"
         ids = ", ".join(str(i) for i in self.user_ids[:5])
         more = f" +{len(self.user_ids) - 5}" if len(self.user_ids) > 5 else ""
         return f"users {ids}{more}"
@@ -119,6 +122,8 @@ class Sessions(Users):
         return []
 
     def describe(self) -> str:
+        if not self.user_ids:
+            return "sessions of a user (ids erased)"
         return f"{len(self.session_ids)} session(s) of user {self.user_ids[0]}"
 
 

@@ -172,6 +172,11 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/sessions/"
 LOGOUT_REDIRECT_URL = "login"
 
+# Optional GeoIP (Django's setting): a folder with GeoLite2-City.mmdb (or -Country), or
+# one such file. Sessions then record the country and city of their IP (needs geoip2).
+if env.str("GEOIP_PATH", default=""):
+    GEOIP_PATH = env.str("GEOIP_PATH")
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True

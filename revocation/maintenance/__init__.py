@@ -1,5 +1,7 @@
 """Scheduled upkeep: delete expired sessions, prune orphaned mappings, requests and fences.
 
+Also erases the personal data of old finished requests (REVOCATION_AUDIT_PERSONAL_DATA_DAYS).
+
 Every delete is batched, each batch its own short transaction, so memory stays
 flat and no row stays locked for long whatever the backlog. Each job runs
 under a lock of its own (`locks`): a second concurrent run logs and skips.
@@ -23,7 +25,7 @@ from ..app_settings import app_settings
 from ._base import Progress
 from .expired import delete_expired_sessions
 from .orphans import OWNER_CURSOR_KEY, check_owners, prune_mappings
-from .retention import prune_fences, prune_requests
+from .retention import erase_personal_data, prune_fences, prune_requests
 
 logger = logging.getLogger("revocation")
 
@@ -35,6 +37,7 @@ __all__ = [
     "clearsessions",
     "delete_expired_sessions",
     "engine_notes",
+    "erase_personal_data",
     "prune_fences",
     "prune_mappings",
     "prune_orphans",
@@ -46,6 +49,7 @@ PHASES = {
     "mappings": "orphaned mappings pruned",
     "owners": "mapping owners checked",
     "requests": "finished requests pruned",
+    "erasure": "finished requests' personal data erased",
     "fences": "expired fences pruned",
 }
 
@@ -58,6 +62,7 @@ class Summary:
     mappings_pruned: int = 0
     mappings_relinked: int = 0
     requests_pruned: int = 0
+    requests_erased: int = 0
     fences_pruned: int = 0
     seconds: float = 0.0
     skipped: bool = False
@@ -118,6 +123,7 @@ def _prune(
         summary.mappings_pruned += pruned
         summary.mappings_relinked += relinked
     summary.requests_pruned = prune_requests(now=now, batch_size=batch, progress=progress)
+    summary.requests_erased = erase_personal_data(now=now, batch_size=batch, progress=progress)
     summary.fences_pruned = prune_fences(now=now, batch_size=batch, progress=progress)
     return summary
 
@@ -151,12 +157,13 @@ def _run_locked(
     summary.seconds = time.monotonic() - started
     logger.info(
         "%s done: sessions_deleted=%d mappings_pruned=%d mappings_relinked=%d "
-        "requests_pruned=%d fences_pruned=%d seconds=%.2f",
+        "requests_pruned=%d requests_erased=%d fences_pruned=%d seconds=%.2f",
         name,
         summary.sessions_deleted,
         summary.mappings_pruned,
         summary.mappings_relinked,
         summary.requests_pruned,
+        summary.requests_erased,
         summary.fences_pruned,
         summary.seconds,
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import connections, router, transaction
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
 from .. import engines, sql, stamps
@@ -22,6 +23,9 @@ def link_session(
     ip: str | None,
     user_agent: str,
     login_id: str = "",
+    device: str = "",
+    country: str = "",
+    city: str = "",
 ) -> None:
     """Make the mapping follow a session from `old_key` to `new_key` (either may be None).
 
@@ -44,11 +48,10 @@ def link_session(
                 "last_seen_at": now,
                 "ip": ip,
                 "user_agent": user_agent,
-                # Migration 0006 added these NOT NULL with no database default, and this
-                # row is written by raw SQL: without them every link failed.
-                "device": "",
-                "country": "",
-                "city": "",
+                # In the same statement: what the client is, worked out by the caller.
+                "device": device,
+                "country": country,
+                "city": city,
             }
             if old_key:
                 # A key rotation of the same login keeps its sign-in time (and its row id).
@@ -80,9 +83,30 @@ def touch_session(
     user_agent: str,
     now: datetime,
     login_id: str = "",
+    device: str = "",
+    country: str = "",
+    city: str = "",
+    keep_device_of: str = "",
 ) -> None:
-    """Record activity on a session; create its mapping if it is missing."""
-    fields: dict[str, Any] = {"last_seen_at": now, "ip": ip, "user_agent": user_agent}
+    """Record activity on a session; create its mapping if it is missing.
+
+    With `keep_device_of` (the stored prefix of `device`'s browser and system), a
+    stored description of that family is kept: `device` knows less than it (no OS
+    version: a request without the client hints that the sign-in had).
+    """
+    fields: dict[str, Any] = {
+        "last_seen_at": now,
+        "ip": ip,
+        "user_agent": user_agent,
+        "device": device,
+        "country": country,
+        "city": city,
+    }
+    if keep_device_of:
+        # Still the one UPDATE: the choice is made by the database, on the stored value.
+        fields["device"] = Case(
+            When(device__startswith=keep_device_of, then=F("device")), default=Value(device)
+        )
     if login_id:
         fields["login_id"] = login_id
     updated = UserSession.objects.filter(session_key=session_key, user_id=user_id).update(**fields)
@@ -95,6 +119,9 @@ def touch_session(
             ip=ip,
             user_agent=user_agent,
             login_id=login_id,
+            device=device,
+            country=country,
+            city=city,
         )
 
 

@@ -64,7 +64,7 @@ def _context(user: Any, session: UserSession, request: HttpRequest | None) -> di
             sessions_url = request.build_absolute_uri(reverse("revocation:sessions"))
     return {
         "username": user.get_username(),
-        "device": session.device or devices.describe(session.user_agent),
+        "device": devices.label(session.device, session.user_agent),
         "ip": session.ip or "",
         "place": ", ".join(part for part in (session.city, session.country) if part),
         "when": session.created_at,

@@ -16,7 +16,15 @@ Step = Callable[[int], None]
 """Called after every batch with the rows handled so far."""
 
 # What a key rotation rewrites on the mapping: not its sign-in time or sign-in id.
-MOVED_FIELDS = ("session_key", "last_seen_at", "ip", "user_agent")
+MOVED_FIELDS = (
+    "session_key",
+    "last_seen_at",
+    "ip",
+    "user_agent",
+    "device",
+    "country",
+    "city",
+)
 
 
 def delete_in_batches(queryset: Any, batch: int, step: Step) -> int:

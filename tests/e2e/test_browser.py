@@ -40,7 +40,12 @@ def shows_login_page(page: Any, url: str) -> bool:
 def two_devices(browser: Any) -> Any:
     """Two separate browser contexts (cookie jars): a laptop and a phone."""
     laptop = browser.new_context(user_agent=LAPTOP, viewport={"width": 1100, "height": 700})
-    phone = browser.new_context(user_agent=PHONE, viewport={"width": 1100, "height": 700})
+    # Safari sends no client hints; without these blanks Chromium's own would name it.
+    phone = browser.new_context(
+        user_agent=PHONE,
+        viewport={"width": 1100, "height": 700},
+        extra_http_headers={"Sec-CH-UA": "", "Sec-CH-UA-Platform": "", "Sec-CH-UA-Mobile": ""},
+    )
     yield laptop, phone
     laptop.close()
     phone.close()
@@ -64,9 +69,9 @@ def test_log_out_other_sessions_from_the_sessions_page(
     a.reload()
     rows = a.locator("tbody tr")
     expect(rows).to_have_count(2)
-    expect(a.locator("tr.is-current")).to_contain_text("Chrome 124 on Linux")
+    expect(a.locator("tr.is-current")).to_contain_text("Chromium on Linux")
     expect(a.locator("tr.is-current")).to_contain_text("This session")
-    expect(rows.filter(has_not=a.locator(".badge"))).to_contain_text("Mobile Safari 17 on iOS 17")
+    expect(rows.filter(has_not=a.locator(".badge"))).to_contain_text("Safari on iPhone (iOS 17)")
     screenshot(a, "two-sessions", docs_name="sessions.png")
 
     a.get_by_role("button", name="Log out other sessions").click()
@@ -93,7 +98,7 @@ def test_log_out_one_session_with_its_button(
     b = log_in(phone, base, "carol")
     a.reload()
 
-    a.get_by_role("button", name="Log out Mobile Safari 17 on iOS 17").click()
+    a.get_by_role("button", name="Log out Safari on iPhone (iOS 17)").click()
 
     expect(a.get_by_role("status")).to_contain_text("That session is logged out.")
     expect(a.locator("tbody tr")).to_have_count(1)

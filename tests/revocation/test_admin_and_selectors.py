@@ -32,6 +32,28 @@ def test_usersession_admin_is_read_only(make_user: Any) -> None:
 
 
 @pytest.mark.django_db
+def test_usersession_admin_shows_device_and_country(make_user: Any) -> None:
+    admin = make_user(is_staff=True, is_superuser=True)
+    user = make_user()
+    Client().force_login(user)
+    row = UserSession.objects.get(user=user)
+    UserSession.objects.filter(pk=row.pk).update(
+        device="Chrome|Windows|11|", country="DE", city="Berlin", user_agent=""
+    )
+    client = Client()
+    client.force_login(admin)
+
+    listing = client.get("/admin/revocation/usersession/").content.decode()
+    detail = client.get(f"/admin/revocation/usersession/{row.pk}/change/").content.decode()
+
+    assert "Chrome on Windows 11" in listing and "Berlin, DE" in listing
+    assert "Chrome on Windows 11" in detail and "Berlin" in detail
+    # The stored form is the app's business, not the admin reader's.
+    assert "Chrome|Windows" not in listing + detail
+    assert row.session_key not in detail
+
+
+@pytest.mark.django_db
 def test_selector_skips_expired_and_deleted_sessions(session_engine: str, make_user: Any) -> None:
     user = make_user()
     clients = [Client() for _ in range(3)]
@@ -105,7 +127,8 @@ def test_session_list_marks_the_current_session_and_names_the_device(make_user: 
     assert [item["id"] for item in items] == [ids[str(newer.session.session_key)], ids[current]]
     first, second = items
     assert (first["current"], second["current"]) == (False, True)
-    assert (first["ip"], first["device"]) == ("10.0.0.7", "Firefox 127 on Linux")
+    # A row without a stored description (as from before there was one): from its user agent.
+    assert (first["ip"], first["device"]) == ("10.0.0.7", "Firefox on Linux")
     assert first["user_agent"].endswith("Firefox/127.0")
     assert second["created_at"] <= first["created_at"] and first["last_seen_at"] is not None
     assert not any(item["current"] for item in session_list(user, current_key=None))

@@ -19,7 +19,17 @@ from tests.orgs.models import Membership, Org
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_rate_limit")]
 
-SESSION_FIELDS = {"id", "current", "ip", "user_agent", "device", "created_at", "last_seen_at"}
+SESSION_FIELDS = {
+    "id",
+    "current",
+    "ip",
+    "user_agent",
+    "device",
+    "country",
+    "city",
+    "created_at",
+    "last_seen_at",
+}
 REVOCATION_FIELDS = {
     "id",
     "state",
@@ -91,8 +101,13 @@ def test_anonymous_write_with_a_csrf_token_is_401_and_creates_nothing() -> None:
 def test_session_list_marks_the_current_session_and_hides_keys(make_user: Any) -> None:
     user, other = make_user(), make_user()
     here = Client(headers={"user-agent": CHROME})
-    # A real login through the form records the device it came from.
-    here.post("/accounts/login/", {"username": user.username, "password": "pw-secret-1"})
+    # A real login through the form records the device it came from, with the client
+    # hints its POST carries (the login page asked for them).
+    here.post(
+        "/accounts/login/",
+        {"username": user.username, "password": "pw-secret-1"},
+        headers={"sec-ch-ua-platform": '"Windows"', "sec-ch-ua-platform-version": '"19.0.0"'},
+    )
     elsewhere = logged_in_client(user)
     logged_in_client(other)
 
@@ -104,7 +119,8 @@ def test_session_list_marks_the_current_session_and_hides_keys(make_user: Any) -
     assert all(set(item) == SESSION_FIELDS for item in body["items"])
     current = [item for item in body["items"] if item["current"]]
     assert len(current) == 1
-    assert current[0]["device"] == "Chrome 120 on Windows 10"
+    assert current[0]["device"] == "Chrome on Windows 11"
+    assert (current[0]["country"], current[0]["city"]) == ("", "")
     assert current[0]["ip"] == "127.0.0.1"
     mine = set(UserSession.objects.filter(user=user).values_list("pk", flat=True))
     assert {item["id"] for item in body["items"]} == mine

@@ -69,6 +69,12 @@ def revocation_errors(**kwargs: Any) -> list[tuple[str, str]]:
         ("REVOCATION_SCOPES", "org"),
         ("REVOCATION_LOCK_BACKEND", 3),
         ("REVOCATION_MAX_SESSIONS_POLICY", None),
+        ("REVOCATION_RECORD_IP", "partial"),
+        ("REVOCATION_RECORD_IP", False),
+        ("REVOCATION_RECORD_USER_AGENT", "browser"),
+        ("REVOCATION_CLIENT_IP_HEADER", "X Real IP"),
+        ("REVOCATION_CLIENT_IP_HEADER", "X-Real-IP:"),
+        ("REVOCATION_AUDIT_PERSONAL_DATA_DAYS", -1),
     ],
 )
 def test_a_malformed_setting_is_an_error_naming_it_and_its_value(
@@ -155,4 +161,44 @@ def test_the_shipped_defaults_pass_every_check(settings: Any, monkeypatch: Any) 
 
 
 def test_the_test_project_passes_every_check() -> None:
+    assert revocation_errors() == []
+
+
+def test_a_client_ip_header_with_a_proxy_count_warns_that_the_count_is_ignored(
+    settings: Any,
+) -> None:
+    settings.REVOCATION_CLIENT_IP_HEADER = "CF-Connecting-IP"
+    settings.REVOCATION_TRUSTED_PROXY_COUNT = 2
+    [(id_, message)] = revocation_errors()
+    assert id_ == "revocation.W004"
+    assert "the proxy count is ignored" in message
+
+    settings.REVOCATION_TRUSTED_PROXY_COUNT = 0
+    assert revocation_errors() == []
+
+
+def test_a_geoip_path_that_leads_nowhere_warns(settings: Any, tmp_path: Any) -> None:
+    settings.GEOIP_PATH = str(tmp_path / "nowhere")
+    [(id_, message)] = revocation_errors()
+    assert id_ == "revocation.W005"
+    assert message.startswith("GEOIP_PATH is set, but ")
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "parsed"),
+    [
+        ("RECORD_IP", " Truncated ", "truncated"),
+        ("RECORD_USER_AGENT", "DEVICE", "device"),
+        ("CLIENT_IP_HEADER", " X-Real-IP ", "X-Real-IP"),
+    ],
+)
+def test_privacy_and_client_ip_settings_are_read_from_the_environment(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, name: str, given: str, parsed: str
+) -> None:
+    from revocation.app_settings import app_settings
+
+    if hasattr(django_settings, f"REVOCATION_{name}"):
+        delattr(settings, f"REVOCATION_{name}")
+    monkeypatch.setenv(f"REVOCATION_{name}", given)
+    assert getattr(app_settings, name) == parsed
     assert revocation_errors() == []

@@ -23,6 +23,7 @@ SUMMARY_KEYS = {
     "mappings_pruned",
     "mappings_relinked",
     "requests_pruned",
+    "requests_erased",
     "fences_pruned",
     "seconds",
     "skipped",

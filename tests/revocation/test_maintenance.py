@@ -15,7 +15,7 @@ from django.db.models.signals import pre_delete
 from django.test import Client
 from django.utils import timezone
 
-from revocation import engines, maintenance, tasks
+from revocation import engines, maintenance, selectors, tasks
 from revocation.app_settings import app_settings
 from revocation.models import RevocationRequest, UserSession
 from tests.conftest import is_logged_in, logged_in_client
@@ -279,6 +279,83 @@ def test_finished_requests_are_pruned_after_the_retention_period(
     settings.REVOCATION_REQUEST_RETENTION_DAYS = 0
     request(State.DONE, old)
     assert maintenance.prune_orphans().requests_pruned == 0
+
+
+@pytest.mark.django_db
+def test_old_finished_requests_lose_their_personal_data_but_keep_what_happened(
+    make_user: Any, settings: Any
+) -> None:
+    settings.REVOCATION_AUDIT_PERSONAL_DATA_DAYS = 30
+    settings.REVOCATION_REQUEST_RETENTION_DAYS = 0
+    asker, target = make_user(), make_user()
+    now = timezone.now()
+    old, recent = now - timedelta(days=31), now - timedelta(days=29)
+
+    def request(state: str, finished_at: Any, **fields: Any) -> RevocationRequest:
+        return RevocationRequest.objects.create(
+            target=RevocationRequest.Target.SESSIONS,
+            state=state,
+            finished_at=finished_at,
+            reason="Alice's laptop was stolen",
+            requested_by=asker,
+            user_ids=[target.pk],
+            session_ids=[7, 8],
+            keep_session_key="k" * 32,
+            keep_login_id="login",
+            users_total=1,
+            users_done=1,
+            sessions_revoked=2,
+            **fields,
+        )
+
+    erased = [request(State.DONE, old), request(State.FAILED, old, error="broker down")]
+    kept = [request(State.DONE, recent), request(State.RUNNING, None), request(State.PENDING, None)]
+
+    # batch_size=1: one row per transaction, until a batch comes up short.
+    assert maintenance.prune_orphans(batch_size=1).requests_erased == 2
+
+    for row in erased:
+        row.refresh_from_db()
+        assert (row.requested_by_id, row.reason, row.user_ids, row.session_ids) == (
+            None,
+            "",
+            [],
+            [],
+        )
+        assert (row.keep_session_key, row.keep_login_id) == ("", "")
+        # What happened stays: the kind of target, the counts, the times, the error.
+        assert (row.users_total, row.users_done, row.sessions_revoked) == (1, 1, 2)
+        assert row.finished_at == old and row.target == RevocationRequest.Target.SESSIONS
+        assert selectors.describe_target(row) == "sessions of a user (ids erased)"
+    assert RevocationRequest.objects.get(pk=erased[1].pk).error == "broker down"
+    for row in kept:
+        row.refresh_from_db()
+        assert (row.requested_by_id, row.reason, row.user_ids) == (
+            asker.pk,
+            "Alice's laptop was stolen",
+            [target.pk],
+        )
+    # Erased rows no longer match: the next run finds nothing to do.
+    assert maintenance.clearsessions().requests_erased == 0
+
+
+@pytest.mark.django_db
+def test_personal_data_is_kept_by_default(make_user: Any, settings: Any) -> None:
+    settings.REVOCATION_REQUEST_RETENTION_DAYS = 0  # the row stays, for as long as it may
+    asker = make_user()
+    row = RevocationRequest.objects.create(
+        target=RevocationRequest.Target.USERS,
+        state=State.DONE,
+        finished_at=timezone.now() - timedelta(days=3650),
+        requested_by=asker,
+        user_ids=[asker.pk],
+        reason="why",
+    )
+    assert app_settings.AUDIT_PERSONAL_DATA_DAYS == 0
+    assert maintenance.prune_orphans().requests_erased == 0
+    row.refresh_from_db()
+    assert (row.requested_by_id, row.user_ids, row.reason) == (asker.pk, [asker.pk], "why")
+    assert selectors.describe_target(row) == f"users {asker.pk}"
 
 
 @pytest.mark.django_db(transaction=True)

@@ -63,7 +63,7 @@ def test_a_second_device_is_told_and_the_same_device_is_not(
     assert notice.to == ["ada@example.org"]
     assert notice.subject == "New sign-in to your account on testserver"
     assert f"Hello {user.username}," in notice.body
-    assert "Safari 17 on iOS" in notice.body and "203.0.113.9" in notice.body
+    assert "Safari on iPhone (iOS 17)" in notice.body and "203.0.113.9" in notice.body
     assert "http://testserver/sessions/" in notice.body
 
     sign_in(user, FIREFOX)

@@ -45,7 +45,7 @@ def test_sessions_page_lists_devices_and_marks_the_current_one(make_user: Any) -
 
     page = here.get("/sessions/").content.decode()
 
-    assert "Firefox 121 on Linux" in page
+    assert "Firefox on Linux" in page
     assert page.count("This session") == 1
     assert "127.0.0.1" in page
     assert "Log out other sessions" in page

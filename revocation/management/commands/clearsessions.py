@@ -72,7 +72,8 @@ class Command(BaseCommand):
                 f"Deleted {summary.sessions_deleted} expired sessions, pruned "
                 f"{summary.mappings_pruned} orphaned mappings ({summary.mappings_relinked} "
                 f"relinked to their real user), {summary.requests_pruned} finished requests "
-                f"and {summary.fences_pruned} expired fences in {summary.seconds:.1f} s."
+                f"and {summary.fences_pruned} expired fences, and erased the personal data of "
+                f"{summary.requests_erased} finished requests in {summary.seconds:.1f} s."
             )
 
     def _progress(self) -> maintenance.Progress:
