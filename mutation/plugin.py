@@ -1,10 +1,13 @@
-"""pytest plugin of the mutation runs: concurrent runs get their own test database.
+"""pytest plugin of the mutation runs: concurrent runs get their own database and cache.
 
 mutmut runs the tests of several mutants at once, each in a process forked from
 one that already loaded the settings, so they would all share one SQLite test
-file (or one PostgreSQL test database). Each process claims a free numbered slot
-with a file lock and uses the test database of that slot, kept between runs
-(`--reuse-db`). Tests that start a Celery worker or beat are left out: a worker
+file (or one PostgreSQL test database) and one cache. Each process claims a free
+numbered slot with a file lock and uses the test database of that slot, kept
+between runs (`--reuse-db`), and a cache of its own: a folder of its own for the
+file cache, the next Redis database numbers for Redis (the same user ids in two
+slots would otherwise share their fences, and one slot's `cache.clear()` would
+empty the other's). Tests that start a Celery worker or beat are left out: a worker
 subprocess is slow to start and a mutant must be killed by the tests in this process.
 Of the tests mutmut found reaching a mutated function, only those of its module's
 guarantees run (COVERING): the request path is reached by nearly every test, and a
@@ -14,11 +17,13 @@ so a killed mutant stops early.
 
 from __future__ import annotations
 
+import copy
 import fcntl
 import itertools
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 
@@ -91,6 +96,8 @@ COVERING = {
 _held: tuple[int, int] | None = None
 # Each database's TEST NAME before any slot was applied (a child inherits them).
 _original_names: dict[str, Any] = {}
+# CACHES before any slot was applied.
+_original_caches: dict[str, Any] = {}
 
 
 def _claim_slot(folder: Path) -> int:
@@ -133,6 +140,27 @@ def pytest_sessionstart(session: pytest.Session) -> None:
             test["NAME"] = f"{stem}-slot{slot}.{suffix}" if dot else f"{base}-slot{slot}"
         else:
             test["NAME"] = f"{original or 'test_' + db['NAME']}_slot{slot}"
+    _use_slot_caches(settings, slot)
+
+
+def _use_slot_caches(settings: Any, slot: int) -> None:
+    """Point every cache at this slot's own folder or Redis database, and reset the caches."""
+    from django.test.signals import setting_changed
+
+    if not _original_caches:
+        _original_caches.update(copy.deepcopy(settings.CACHES))
+    caches = copy.deepcopy(_original_caches)
+    for cache in caches.values():
+        location = str(cache.get("LOCATION", ""))
+        if location.startswith(("redis://", "rediss://")):
+            parts = urlsplit(location)
+            db = int(parts.path.strip("/") or 0) + slot
+            cache["LOCATION"] = urlunsplit(parts._replace(path=f"/{db}"))
+        elif "FileBasedCache" in cache["BACKEND"]:
+            cache["LOCATION"] = f"{location}-slot{slot}"
+    settings.CACHES = caches
+    # What override_settings sends: Django drops its cache connections, the app its fence copy.
+    setting_changed.send(sender=type(settings), setting="CACHES", value=caches, enter=True)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
