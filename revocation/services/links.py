@@ -44,6 +44,11 @@ def link_session(
                 "last_seen_at": now,
                 "ip": ip,
                 "user_agent": user_agent,
+                # Migration 0006 added these NOT NULL with no database default, and this
+                # row is written by raw SQL: without them every link failed.
+                "device": "",
+                "country": "",
+                "city": "",
             }
             if old_key:
                 # A key rotation of the same login keeps its sign-in time (and its row id).
