@@ -19,7 +19,16 @@ from tests.orgs.models import Membership, Org
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("no_rate_limit")]
 
-SESSION_FIELDS = {"id", "current", "ip", "user_agent", "device", "created_at", "last_seen_at"}
+SESSION_FIELDS = {
+    "id",
+    "current",
+    "ip",
+    "user_agent",
+    "device",
+    "created_at",
+    "last_seen_at",
+    "expires_at",
+}
 REVOCATION_FIELDS = {
     "id",
     "state",
