@@ -43,6 +43,7 @@ COVERING = {
     "revocation.cachelock": ["test_cache_races.py", "test_fences.py"],
     "revocation.linking": [
         "test_linking.py",
+        "test_lifetimes.py",
         "test_link_writes.py",
         "test_kept_session.py",
         "test_fences.py",
@@ -50,10 +51,12 @@ COVERING = {
     ],
     "revocation.middleware": [
         "test_fences.py",
+        "test_lifetimes.py",
         "test_linking.py",
         "test_kept_session.py",
         "test_security_headers.py",
     ],
+    "revocation.lifetimes": ["test_lifetimes.py"],
     "revocation.deletion": [
         "test_deletion.py",
         "test_kept_session.py",

@@ -71,6 +71,7 @@ MODULES = {
     "sql: PostgreSQL page delete": [f"{PG}.xǁPostgreSQLǁdelete_mapped__mutmut_*"],
     "linking": ["revocation.linking.*"],
     "middleware": ["revocation.middleware.*"],
+    "lifetimes": ["revocation.lifetimes.*"],
     "job pages (services.jobs)": ["revocation.services.jobs.*"],
 }
 TARGETS = [glob for globs in MODULES.values() for glob in globs]
