@@ -118,6 +118,19 @@ def test_an_active_session_is_kept_past_the_timeout(
     # Requests less than IDLE - the touch interval apart keep it, however long.
     gap = IDLE - 300 - 1
     assert all(in_at(clock, n * gap, client) for n in range(1, 12))
+    # A signed cookie is stamped, and still never linked (its "key" is the whole cookie).
+    assert UserSession.objects.exists() is (any_engine != "signed_cookies")
+
+
+@pytest.mark.parametrize(
+    ("touch", "idle", "interval"), [(300, 0, 300), (300, 1000, 300), (300, 121, 60), (0, 600, 0)]
+)
+def test_activity_is_stamped_every_touch_interval_at_most_half_the_timeout(
+    touch: int, idle: int, interval: int, settings: Any
+) -> None:
+    settings.REVOCATION_TOUCH_INTERVAL = touch
+    settings.REVOCATION_IDLE_TIMEOUT = idle
+    assert lifetimes.activity_interval() == interval
 
 
 def test_a_short_timeout_stamps_activity_more_often_than_the_touch_interval(
@@ -252,10 +265,10 @@ def test_the_api_says_when_each_session_ends(
     row = UserSession.objects.get(session_key=elsewhere.session.session_key)
     assert close(expires(other), row.last_seen_at + timedelta(seconds=IDLE))
 
-    # Stamped by this request (400 s): idle from now.
-    clock.at(400)
+    # Stamped by this request (the touch interval is up): idle from now.
+    clock.at(300)
     current, _ = api_items(here)
-    assert close(expires(current), lifetimes.to_datetime(clock.start + 400 + IDLE))
+    assert close(expires(current), lifetimes.to_datetime(clock.start + 300 + IDLE))
 
     # Near the end of its lifetime, the lifetime comes first.
     for seconds in range(700, LIFETIME - 100, 500):
