@@ -58,7 +58,7 @@ class RevocationMiddleware:
             return
         # First the limits: they read the session only, the fence may read the cache.
         if lifetimes.expired(session, linking.clock()):
-            # Nothing else ends such a session: idle for its last request, it waited for this one.
+            # Past its idle timeout or lifetime: nothing deletes it, its next request ends it.
             log_out(request, "expired")
         elif fences.is_fenced(session, stamps.signed_in_at(session), lambda: scopes_of(request)):
             # The worker may not have deleted it yet (or cannot: signed cookies).

@@ -60,22 +60,23 @@ def session_list(
     rows = sessions_for_user(user).values(
         "pk", "session_key", "ip", "user_agent", "created_at", "last_seen_at"
     )
-    items = []
-    for row in rows:
-        current = bool(current_key) and row["session_key"] == current_key
-        items.append(
-            {
-                "id": row["pk"],
-                "current": current,
-                "ip": row["ip"],
-                "user_agent": row["user_agent"],
-                "device": devices.describe(row["user_agent"]),
-                "created_at": row["created_at"],
-                "last_seen_at": row["last_seen_at"],
-                "expires_at": current_expires_at
-                if current
-                else _expires_at(row["created_at"], row["last_seen_at"]),
-            }
+    items: list[dict[str, Any]] = [
+        {
+            "id": row["pk"],
+            "current": bool(current_key) and row["session_key"] == current_key,
+            "ip": row["ip"],
+            "user_agent": row["user_agent"],
+            "device": devices.describe(row["user_agent"]),
+            "created_at": row["created_at"],
+            "last_seen_at": row["last_seen_at"],
+        }
+        for row in rows
+    ]
+    for item in items:
+        item["expires_at"] = (
+            current_expires_at
+            if item["current"]
+            else _expires_at(item["created_at"], item["last_seen_at"])
         )
     return items
 
