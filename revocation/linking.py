@@ -26,6 +26,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from . import engines, lifetimes, services, stamps
+from .app_settings import app_settings
 from .client import client_ip, user_agent
 
 logger = logging.getLogger("revocation")
@@ -168,7 +169,10 @@ def expires_at(request: HttpRequest) -> datetime:
     session = request.session
     now = clock()
     seen = stamps.seen_at(session)
-    if now - seen >= lifetimes.activity_interval():
+    interval = lifetimes.activity_interval(
+        touch_interval=app_settings.TOUCH_INTERVAL, idle_timeout=app_settings.IDLE_TIMEOUT
+    )
+    if now - seen >= interval:
         seen = now
     own = session.get_expiry_date()
     end = lifetimes.deadline(logged_in_at=stamps.logged_in_at(session), seen_at=seen)

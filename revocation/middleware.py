@@ -73,12 +73,12 @@ class RevocationMiddleware:
             session.save()
         linking.reconcile(request)
         if session.accessed and session.session_key:
-            # With an idle timeout, signed cookies get the activity stamp too (no mapping).
-            linking.touch(
-                request,
-                lifetimes.activity_interval(),
-                stamp_unlinked=bool(app_settings.IDLE_TIMEOUT),
+            idle = app_settings.IDLE_TIMEOUT
+            interval = lifetimes.activity_interval(
+                touch_interval=app_settings.TOUCH_INTERVAL, idle_timeout=idle
             )
+            # With an idle timeout, signed cookies get the activity stamp too (no mapping).
+            linking.touch(request, interval, stamp_unlinked=bool(idle))
         linking.end(request)
 
 

@@ -126,11 +126,9 @@ def test_an_active_session_is_kept_past_the_timeout(
     ("touch", "idle", "interval"), [(300, 0, 300), (300, 1000, 300), (300, 121, 60), (0, 600, 0)]
 )
 def test_activity_is_stamped_every_touch_interval_at_most_half_the_timeout(
-    touch: int, idle: int, interval: int, settings: Any
+    touch: int, idle: int, interval: int
 ) -> None:
-    settings.REVOCATION_TOUCH_INTERVAL = touch
-    settings.REVOCATION_IDLE_TIMEOUT = idle
-    assert lifetimes.activity_interval() == interval
+    assert lifetimes.activity_interval(touch_interval=touch, idle_timeout=idle) == interval
 
 
 def test_a_short_timeout_stamps_activity_more_often_than_the_touch_interval(
