@@ -48,6 +48,7 @@ COVERING = {
     "revocation.cachelock": ["test_cache_races.py", "test_fences.py"],
     "revocation.linking": [
         "test_linking.py",
+        "test_lifetimes.py",
         "test_link_writes.py",
         "test_kept_session.py",
         "test_fences.py",
@@ -55,10 +56,12 @@ COVERING = {
     ],
     "revocation.middleware": [
         "test_fences.py",
+        "test_lifetimes.py",
         "test_linking.py",
         "test_kept_session.py",
         "test_security_headers.py",
     ],
+    "revocation.lifetimes": ["test_lifetimes.py"],
     "revocation.deletion": [
         "test_deletion.py",
         "test_kept_session.py",

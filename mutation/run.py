@@ -72,6 +72,7 @@ MODULES = {
     "sql: PostgreSQL page delete": [f"{PG}.xǁPostgreSQLǁdelete_mapped__mutmut_*"],
     "linking": ["revocation.linking.*"],
     "middleware": ["revocation.middleware.*"],
+    "lifetimes": ["revocation.lifetimes.*"],
     "job pages (services.jobs)": ["revocation.services.jobs.*"],
 }
 PAGES = "revocation.services.jobs"

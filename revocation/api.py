@@ -25,7 +25,7 @@ from ninja.errors import AuthenticationError, AuthorizationError, HttpError, Val
 from ninja.responses import Status
 from ninja.security import SessionAuth
 
-from . import permissions, selectors, services
+from . import linking, permissions, selectors, services
 from .app_settings import app_settings
 from .exceptions import InvalidRequest, RequestNotFound
 from .schemas import (
@@ -235,7 +235,11 @@ sessions = Router(tags=["sessions"])
 @sessions.get("/", response={200: SessionList, **_ERRORS}, summary="List your sessions")
 def list_sessions(request: HttpRequest) -> dict[str, Any]:
     """Your live sessions, newest first; `current` marks the one making this request."""
-    items = selectors.session_list(request.user, current_key=request.session.session_key)
+    items = selectors.session_list(
+        request.user,
+        current_key=request.session.session_key,
+        current_expires_at=linking.expires_at(request),
+    )
     return {"items": items, "count": len(items)}
 
 

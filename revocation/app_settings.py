@@ -62,6 +62,13 @@ def _boolean(name: str, value: Any) -> bool:
     raise ImproperlyConfigured(f"{name} must be True or False, got {value!r}")
 
 
+def _seconds_or_off(name: str, value: Any) -> int:
+    """Parse a number of seconds where 0 or None turns the feature off."""
+    if value is None:
+        return 0
+    return _integer(name, value, minimum=0, wanted="an integer of 0 or more (0 or None: off)")
+
+
 def _text(name: str, value: Any) -> str:
     """Parse a string setting."""
     if not isinstance(value, str):
@@ -183,6 +190,17 @@ class AppSettings:
     def TOUCH_INTERVAL(self) -> int:
         """Seconds between two last-seen updates of one session."""
         return self._read("REVOCATION_TOUCH_INTERVAL", 300, _zero_or_more)
+
+    @property
+    def IDLE_TIMEOUT(self) -> int:
+        """Seconds without a request after which a session is logged out; 0 is off."""
+        # Enforced to within the interval at which activity is stamped (see lifetimes).
+        return self._read("REVOCATION_IDLE_TIMEOUT", 0, _seconds_or_off)
+
+    @property
+    def MAX_LIFETIME(self) -> int:
+        """Seconds after sign-in at which a session is logged out, active or not; 0 is off."""
+        return self._read("REVOCATION_MAX_LIFETIME", 0, _seconds_or_off)
 
     @property
     def TRUSTED_PROXY_COUNT(self) -> int:

@@ -201,3 +201,35 @@ def check_geoip(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
             id="revocation.W005",
         )
     ]
+
+
+@register()
+def check_session_limits(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The idle timeout and the lifetime: settings that make one of them do less than it says."""
+    idle, lifetime, touch = (_parsed(a) for a in ("IDLE_TIMEOUT", "MAX_LIFETIME", "TOUCH_INTERVAL"))
+    if _MALFORMED in (idle, lifetime, touch):
+        return []
+    warnings: list[CheckMessage] = []
+    if idle and touch > idle // 2:
+        warnings.append(
+            Warning(
+                f"REVOCATION_TOUCH_INTERVAL ({touch}) is more than half of "
+                f"REVOCATION_IDLE_TIMEOUT ({idle}): activity is stamped every {idle // 2} s "
+                f"instead, so a session idle for {idle - idle // 2} s may already be "
+                "logged out.",
+                hint="The idle timeout is enforced to within the touch interval: set "
+                "REVOCATION_TOUCH_INTERVAL to a small part of REVOCATION_IDLE_TIMEOUT "
+                "(a tenth: logged out after 90-100% of the timeout).",
+                id="revocation.W006",
+            )
+        )
+    if idle and lifetime and lifetime <= idle:
+        warnings.append(
+            Warning(
+                f"REVOCATION_MAX_LIFETIME ({lifetime}) is not longer than "
+                f"REVOCATION_IDLE_TIMEOUT ({idle}): the lifetime always ends a session "
+                "first, so the idle timeout never does.",
+                id="revocation.W007",
+            )
+        )
+    return warnings

@@ -18,13 +18,15 @@ from __future__ import annotations
 import logging
 import time
 from contextvars import ContextVar
+from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest
 from django.utils import timezone
 
-from . import engines, privacy, selectors, services, stamps
+from . import engines, lifetimes, privacy, selectors, services, stamps
+from .app_settings import app_settings
 from .signals import session_linked
 
 logger = logging.getLogger("revocation")
@@ -166,16 +168,24 @@ def _announce(request: HttpRequest, key: str, user_id: Any) -> None:
             )
 
 
-def touch(request: HttpRequest, interval: int) -> None:
-    """Record activity at most once per `interval` seconds per session."""
+def touch(request: HttpRequest, interval: int, *, stamp_unlinked: bool = False) -> None:
+    """Record activity at most once per `interval` seconds per session.
+
+    The time is stamped into the session and onto its mapping; with `stamp_unlinked`
+    also into a session that has no mapping (signed cookies), for the idle timeout.
+    """
     session = request.session
     user_id = session_user_id(session)
     now = clock()
-    if user_id is None or not session.session_key or not engines.has_server_state():
+    linked = engines.has_server_state()
+    if user_id is None or not session.session_key or not (linked or stamp_unlinked):
         return
     if now - float(session.get(stamps.SEEN_AT, 0)) < interval:
         return
     session[stamps.SEEN_AT] = now
+    if not linked:
+        # A new cookie once per interval; without an idle timeout, none at all.
+        return
     try:
         client = privacy.client_record(request)
         services.touch_session(
@@ -192,3 +202,22 @@ def touch(request: HttpRequest, interval: int) -> None:
         )
     except Exception:
         logger.exception("revocation: could not record activity of user %s", user_id)
+
+
+def expires_at(request: HttpRequest) -> datetime:
+    """Return when the request's session ends if this request is its last one.
+
+    The earliest of Django's own expiry and the lifetime limits, with the activity
+    stamp this request leaves: touch() stamps it on the way out once it is due.
+    """
+    session = request.session
+    now = clock()
+    seen = stamps.seen_at(session)
+    interval = lifetimes.activity_interval(
+        touch_interval=app_settings.TOUCH_INTERVAL, idle_timeout=app_settings.IDLE_TIMEOUT
+    )
+    if now - seen >= interval:
+        seen = now
+    own = session.get_expiry_date()
+    end = lifetimes.deadline(logged_in_at=stamps.logged_in_at(session), seen_at=seen)
+    return own if end is None else min(own, lifetimes.to_datetime(end))

@@ -13,7 +13,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_asy
 from django.contrib.auth import SESSION_KEY, logout
 from django.http import HttpRequest, HttpResponse
 
-from . import fences, linking, stamps, targets
+from . import fences, lifetimes, linking, stamps, targets
 from .app_settings import app_settings
 
 logger = logging.getLogger("revocation")
@@ -22,7 +22,7 @@ Handler = Callable[[HttpRequest], HttpResponse]
 
 
 class RevocationMiddleware:
-    """Link sessions to users across key changes and record last activity."""
+    """Link sessions to users across key changes, record activity, end expired or fenced ones."""
 
     sync_capable = True
     async_capable = True
@@ -49,19 +49,20 @@ class RevocationMiddleware:
         return response
 
     def process_request(self, request: HttpRequest) -> None:
-        """Remember the incoming session key; log out a session a revocation fenced off."""
+        """Remember the incoming session key; log out a session expired or fenced off."""
         linking.begin(request)
         session = request.session
         if session.session_key is None:
             # No session cookie: nothing to fence, and reading the session would make
             # SessionMiddleware add `Vary: Cookie` to every public page.
             return
-        if fences.is_fenced(session, stamps.signed_in_at(session), lambda: scopes_of(request)):
+        # First the limits: they read the session only, the fence may read the cache.
+        if lifetimes.expired(session, linking.clock()):
+            # Past its idle timeout or lifetime: nothing deletes it, its next request ends it.
+            log_out(request, "expired")
+        elif fences.is_fenced(session, stamps.signed_in_at(session), lambda: scopes_of(request)):
             # The worker may not have deleted it yet (or cannot: signed cookies).
-            logger.info(
-                "revocation: fenced session of user %s logged out", session.get(SESSION_KEY)
-            )
-            logout(request)
+            log_out(request, "fenced")
 
     def process_response(self, request: HttpRequest, response: HttpResponse) -> None:
         """Follow key changes made during the request, then record activity."""
@@ -72,8 +73,21 @@ class RevocationMiddleware:
             session.save()
         linking.reconcile(request)
         if session.accessed and session.session_key:
-            linking.touch(request, app_settings.TOUCH_INTERVAL)
+            idle = app_settings.IDLE_TIMEOUT
+            interval = lifetimes.activity_interval(
+                touch_interval=app_settings.TOUCH_INTERVAL, idle_timeout=idle
+            )
+            # With an idle timeout, signed cookies get the activity stamp too (no mapping).
+            linking.touch(request, interval, stamp_unlinked=bool(idle))
         linking.end(request)
+
+
+def log_out(request: HttpRequest, why: str) -> None:
+    """Log the request's session out: flushed, and the request goes on as anonymous."""
+    logger.info(
+        "revocation: %s session of user %s logged out", why, request.session.get(SESSION_KEY)
+    )
+    logout(request)
 
 
 def scopes_of(request: HttpRequest) -> list[str]:

@@ -120,6 +120,13 @@ class SessionOut(Schema):
     city: str = Field(description="city of the IP, with a GeoIP database", examples=["Berlin"])
     created_at: datetime = Field(description="when this session signed in")
     last_seen_at: datetime
+    expires_at: datetime | None = Field(
+        description="when this session ends if it is not used again: the earliest of "
+        "last activity + REVOCATION_IDLE_TIMEOUT, sign-in + REVOCATION_MAX_LIFETIME and, "
+        "for the current session, its own expiry. For another session an upper bound "
+        "(its own expiry is not known here), and null when neither limit is set. Any "
+        "session can end sooner: a logout, a revocation."
+    )
 
 
 class SessionList(Schema):

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db import router
 from django.db.models import Count, Q, QuerySet
 
-from . import devices, engines, places, targets
+from . import devices, engines, lifetimes, places, targets
 from .exceptions import RequestNotFound
 from .models import RevocationRequest, UserSession
 
@@ -48,8 +49,14 @@ def request_summary(revocation: RevocationRequest) -> dict[str, Any]:
     }
 
 
-def session_list(user: Any, *, current_key: str | None) -> list[dict[str, Any]]:
-    """Return `user`'s live sessions as API/page items (no session keys), the current one marked."""
+def session_list(
+    user: Any, *, current_key: str | None, current_expires_at: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Return `user`'s live sessions as API/page items (no session keys), the current one marked.
+
+    `current_expires_at` is the current session's end (`linking.expires_at`); another
+    session's is worked out from its mapping row, see `_expires_at`.
+    """
     # Values, not model instances: 11.5 instead of 16 us of Python a row (bench/lookup.py data).
     rows = sessions_for_user(user).values(
         "pk",
@@ -62,7 +69,7 @@ def session_list(user: Any, *, current_key: str | None) -> list[dict[str, Any]]:
         "created_at",
         "last_seen_at",
     )
-    return [
+    items: list[dict[str, Any]] = [
         {
             "id": row["pk"],
             "current": bool(current_key) and row["session_key"] == current_key,
@@ -78,6 +85,24 @@ def session_list(user: Any, *, current_key: str | None) -> list[dict[str, Any]]:
         }
         for row in rows
     ]
+    for item in items:
+        item["expires_at"] = (
+            current_expires_at
+            if item["current"]
+            else _expires_at(item["created_at"], item["last_seen_at"])
+        )
+    return items
+
+
+def _expires_at(created_at: datetime, last_seen_at: datetime) -> datetime | None:
+    """Return the latest a session ends by the lifetime limits, from its mapping row; None if off.
+
+    An upper bound: the row's times are written just after the session's own stamps
+    (sign-in, then the link; the activity stamp, then the touch), and the session's
+    own expiry, which only the session store knows, may come first.
+    """
+    end = lifetimes.deadline(logged_in_at=created_at.timestamp(), seen_at=last_seen_at.timestamp())
+    return None if end is None else lifetimes.to_datetime(end)
 
 
 def user_session(user: Any, session_id: Any) -> UserSession | None:

@@ -11,8 +11,12 @@ from typing import Any
 
 # When this sign-in happened (epoch seconds); the fence compares it with fences.
 AUTH_AT = "_revocation_auth_at"
-# When activity was last recorded, so the mapping is touched at most once per interval.
+# When activity was last recorded, so the mapping is touched at most once per interval;
+# the idle timeout counts from it (see lifetimes).
 SEEN_AT = "_revocation_seen_at"
+# When this sign-in happened, for the absolute lifetime. Not AUTH_AT: that one moves
+# forward when a revocation keeps the session ("log out my other sessions").
+LOGIN_AT = "_revocation_login_at"
 # The group and scope fence keys of the user, looked up when a group or scope fence
 # newer than the sign-in appeared (see fences.is_fenced), and that fence's time.
 SCOPES = "_revocation_scopes"
@@ -24,6 +28,16 @@ LOGIN_ID = "_revocation_login_id"
 def signed_in_at(session: Any) -> float:
     """Return when the session signed in; 0 if unknown (it predates every fence)."""
     return float(session.get(AUTH_AT, 0))
+
+
+def logged_in_at(session: Any) -> float:
+    """Return when this sign-in happened; AUTH_AT if stamped before LOGIN_AT existed, else 0."""
+    return float(session.get(LOGIN_AT, session.get(AUTH_AT, 0)))
+
+
+def seen_at(session: Any) -> float:
+    """Return when activity was last stamped; the sign-in if it never was."""
+    return float(session.get(SEEN_AT, logged_in_at(session)))
 
 
 def new_login_id() -> str:

@@ -17,7 +17,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
-from . import permissions, selectors, services
+from . import linking, permissions, selectors, services
+from .app_settings import app_settings
 from .exceptions import InvalidRequest
 from .forms import RevocationForm
 
@@ -32,9 +33,17 @@ HEALTH_TIMEOUT = 2
 @require_GET
 def sessions_page(request: HttpRequest) -> HttpResponse:
     """Show the user's sessions, the current one marked."""
-    rows = selectors.session_list(request.user, current_key=request.session.session_key)
+    rows = selectors.session_list(
+        request.user,
+        current_key=request.session.session_key,
+        current_expires_at=linking.expires_at(request),
+    )
     others = sum(1 for row in rows if not row["current"])
-    return render(request, "revocation/sessions.html", {"rows": rows, "others": others})
+    limits = {
+        "idle_timeout": app_settings.IDLE_TIMEOUT,
+        "max_lifetime": app_settings.MAX_LIFETIME,
+    }
+    return render(request, "revocation/sessions.html", {"rows": rows, "others": others, **limits})
 
 
 @never_cache

@@ -132,6 +132,7 @@ def stamp_sign_in(session: SessionBase, *, now: float) -> None:
     only once a group or scope fence newer than this sign-in exists.
     """
     session[stamps.AUTH_AT] = now
+    session[stamps.LOGIN_AT] = now
     session[stamps.SEEN_AT] = now
     session[stamps.LOGIN_ID] = stamps.new_login_id()
     # A new sign-in of the same session (login over another user) looks again.

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from django import template
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
-from django.utils.timesince import timesince
+from django.utils.timesince import timesince, timeuntil
+from django.utils.translation import gettext
 
 from revocation import selectors
 from revocation.models import RevocationRequest
@@ -32,7 +33,31 @@ def when(value: datetime | None) -> SafeString | str:
         if (timezone.now() - value).total_seconds() < 60
         else f"{timesince(value, depth=1)} ago"
     )
-    exact = value.astimezone(timezone.get_current_timezone()).strftime("%Y-%m-%d %H:%M:%S %Z")
     return format_html(
-        '<time datetime="{}" title="{}">{}</time>', value.isoformat(), exact, relative
+        '<time datetime="{}" title="{}">{}</time>', value.isoformat(), _exact(value), relative
     )
+
+
+@register.filter
+def until(value: datetime) -> SafeString:
+    """Render "in 14 minutes" in a <time> element with the exact time on hover."""
+    ahead = (value - timezone.now()).total_seconds()
+    if ahead < 60:
+        relative = gettext("in under a minute") if ahead > 0 else gettext("now")
+    else:
+        relative = gettext("in %(time)s") % {"time": timeuntil(value, depth=1)}
+    return format_html(
+        '<time datetime="{}" title="{}">{}</time>', value.isoformat(), _exact(value), relative
+    )
+
+
+@register.filter
+def duration(seconds: int) -> str:
+    """Render a number of seconds as "15 minutes" or "1 day, 2 hours"."""
+    start = datetime(2000, 1, 1, tzinfo=UTC)  # any date: only the difference counts
+    return timesince(start, start + timedelta(seconds=seconds), depth=2)
+
+
+def _exact(value: datetime) -> str:
+    """Return `value` in the current time zone to the second, with the zone's name."""
+    return value.astimezone(timezone.get_current_timezone()).strftime("%Y-%m-%d %H:%M:%S %Z")

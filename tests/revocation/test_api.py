@@ -29,6 +29,7 @@ SESSION_FIELDS = {
     "city",
     "created_at",
     "last_seen_at",
+    "expires_at",
 }
 REVOCATION_FIELDS = {
     "id",

@@ -19,6 +19,8 @@ ZERO_OR_MORE = (
     "MAX_SESSIONS_PER_USER",
     "REQUEST_RETENTION_DAYS",
     "OWNER_CHECK_ROWS",
+    "IDLE_TIMEOUT",
+    "MAX_LIFETIME",
 )
 
 
@@ -74,6 +76,19 @@ def test_zero_is_allowed_where_it_means_something(attr: str, settings: Any, unse
         getattr(app_settings, attr)
 
 
+@pytest.mark.parametrize("attr", ["IDLE_TIMEOUT", "MAX_LIFETIME"])
+def test_session_limits_are_off_with_none_and_read_from_the_environment(
+    attr: str, settings: Any, unset: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name = f"REVOCATION_{attr}"
+    unset(name)
+    setattr(settings, name, None)
+    assert getattr(app_settings, attr) == 0
+    delattr(settings, name)
+    monkeypatch.setenv(name, "900")
+    assert getattr(app_settings, attr) == 900
+
+
 def test_a_boolean_is_not_an_integer(settings: Any, unset: Any) -> None:
     unset("REVOCATION_BATCH_SIZE")
     settings.REVOCATION_BATCH_SIZE = True
@@ -116,6 +131,8 @@ def test_defaults(unset: Any) -> None:
         "OWNER_CHECK_ROWS": 20000,
         "API_WRITE_RATE": "20/min",
         "API_READ_RATE": "600/min",
+        "IDLE_TIMEOUT": 0,
+        "MAX_LIFETIME": 0,
     }
     for attr in defaults:
         unset(f"REVOCATION_{attr}")

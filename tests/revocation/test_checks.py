@@ -75,6 +75,10 @@ def revocation_errors(**kwargs: Any) -> list[tuple[str, str]]:
         ("REVOCATION_CLIENT_IP_HEADER", "X Real IP"),
         ("REVOCATION_CLIENT_IP_HEADER", "X-Real-IP:"),
         ("REVOCATION_AUDIT_PERSONAL_DATA_DAYS", -1),
+        ("REVOCATION_IDLE_TIMEOUT", "15 min"),
+        ("REVOCATION_IDLE_TIMEOUT", -1),
+        ("REVOCATION_MAX_LIFETIME", 8.5),
+        ("REVOCATION_MAX_LIFETIME", True),
     ],
 )
 def test_a_malformed_setting_is_an_error_naming_it_and_its_value(
@@ -202,3 +206,39 @@ def test_privacy_and_client_ip_settings_are_read_from_the_environment(
     monkeypatch.setenv(f"REVOCATION_{name}", given)
     assert getattr(app_settings, name) == parsed
     assert revocation_errors() == []
+
+
+def session_limit_warnings(**limits: int) -> list[tuple[str, str]]:
+    """Return (id, message) of the session limit check with these REVOCATION_* settings."""
+    from django.test import override_settings
+
+    from revocation.checks import check_session_limits
+
+    with override_settings(**{f"REVOCATION_{name}": value for name, value in limits.items()}):
+        return [(m.id or "", m.msg) for m in check_session_limits()]
+
+
+def test_a_touch_interval_over_half_the_idle_timeout_warns() -> None:
+    assert session_limit_warnings(IDLE_TIMEOUT=600, TOUCH_INTERVAL=300) == []
+    assert session_limit_warnings(IDLE_TIMEOUT=0, TOUCH_INTERVAL=3000) == []
+    [(id_, message)] = session_limit_warnings(IDLE_TIMEOUT=599, TOUCH_INTERVAL=300)
+    assert id_ == "revocation.W006"
+    assert message == (
+        "REVOCATION_TOUCH_INTERVAL (300) is more than half of REVOCATION_IDLE_TIMEOUT (599): "
+        "activity is stamped every 299 s instead, so a session idle for 300 s may already be "
+        "logged out."
+    )
+
+
+def test_a_lifetime_not_longer_than_the_idle_timeout_warns() -> None:
+    assert session_limit_warnings(IDLE_TIMEOUT=600, MAX_LIFETIME=601, TOUCH_INTERVAL=60) == []
+    assert session_limit_warnings(IDLE_TIMEOUT=0, MAX_LIFETIME=60, TOUCH_INTERVAL=60) == []
+    assert session_limit_warnings(IDLE_TIMEOUT=600, MAX_LIFETIME=0, TOUCH_INTERVAL=60) == []
+    [(id_, message)] = session_limit_warnings(IDLE_TIMEOUT=600, MAX_LIFETIME=600, TOUCH_INTERVAL=60)
+    assert id_ == "revocation.W007"
+    assert "REVOCATION_MAX_LIFETIME (600)" in message and "REVOCATION_IDLE_TIMEOUT (600)" in message
+
+
+def test_a_malformed_session_limit_is_reported_once(settings: Any) -> None:
+    settings.REVOCATION_IDLE_TIMEOUT = "soon"
+    assert [id_ for id_, _ in revocation_errors()] == ["revocation.E003"]
