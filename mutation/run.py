@@ -8,7 +8,8 @@ reach the mutated function. Two legs, like CI's:
 2. PostgreSQL + Redis: the modules with branches only those servers take - all of
    deletion.py and the one-statement page delete of sql/postgresql.py, engines.py (the
    eviction of cached copies from Redis), monotonic.py (its Redis branch),
-   fencecopy.py (Redis only) and the fan-out of the job pages (never on SQLite).
+   fencecopy.py (Redis only), the fan-out of the job pages (never on SQLite), and
+   the fence functions that read or feed the fence copy.
 
 A mutant counts as killed if a test failed (or timed out) on either leg. The
 report gives killed/total per module and overall; the last line is
@@ -112,8 +113,11 @@ SERVER_TARGETS = [
     f"{PG}.xǁPostgreSQLǁdelete_mapped__mutmut_*",
     "revocation.monotonic.*",
     "revocation.fencecopy.*",
-    # The fan-out of large requests over parallel part tasks (never on SQLite).
-    *(f"revocation.services.jobs.x_{name}__mutmut_*" for name in FANOUT),
+    # The fan-out of large requests over parallel part tasks (never on SQLite), and the
+    # page that decides to split.
+    *(f"{PAGES}.x_{name}__mutmut_*" for name in (*FANOUT, "_process_page")),
+    # The fence check and record, which use the fence copy (Redis only) when it answers.
+    *(f"revocation.fences.x_{name}__mutmut_*" for name in ("is_fenced", "_lookup", "_mirror")),
 ]
 # mutmut's exit codes (mutmut.stats.status_by_exit_code): a failing or timed-out test run
 # detected the mutant. 33 and 5 mean no test reached it.
