@@ -279,6 +279,21 @@ def test_the_api_says_when_each_session_ends(
     assert close(expires(other), row.created_at + timedelta(seconds=LIFETIME))
 
 
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_the_api_counts_this_request_once_half_the_idle_timeout_is_up(
+    engine: str, make_user: Any, settings: Any, clock: Clock
+) -> None:
+    settings.SESSION_ENGINE = ENGINES[engine]
+    # Half of it (200 s) is under the touch interval (300 s): activity every 200 s.
+    settings.REVOCATION_IDLE_TIMEOUT = 400
+    here = sign_in(make_user())
+
+    clock.at(250)
+    current, _ = api_items(here)
+
+    assert close(expires(current), lifetimes.to_datetime(clock.start + 250 + 400))
+
+
 def fixed_expiry(client: Client, when: datetime) -> None:
     """Give the client's session an expiry of its own (as "remember me" would)."""
     session = client.session
