@@ -4,16 +4,18 @@ mutmut (configured in pyproject.toml, [tool.mutmut]) copies the project into
 mutants/, mutates the modules below and runs, for each mutant, the tests that
 reach the mutated function. Two legs, like CI's:
 
-1. the embedded default (SQLite + file cache): every target mutant;
+1. the embedded default (SQLite + file cache): every target mutant but those of
+   fencecopy.py (Redis only) and of the fan-out (never on SQLite);
 2. PostgreSQL + Redis: the modules with branches only those servers take - all of
    deletion.py and the one-statement page delete of sql/postgresql.py, engines.py (the
    eviction of cached copies from Redis), monotonic.py (its Redis branch),
    fencecopy.py (Redis only), the fan-out of the job pages (never on SQLite), and
    the fence functions that read or feed the fence copy.
 
-A mutant counts as killed if a test failed (or timed out) on either leg. The
-report gives killed/total per module and overall; the last line is
-`mutation score: N%`, that overall killed/total with nothing excluded. The score
+The second leg runs only the mutants of those modules the first left alive. A mutant
+counts as killed if a test failed (or timed out) on either leg. The report gives
+killed/total per module and overall; the last line is `mutation score: N%`, that
+overall killed/total with nothing excluded. The score
 without the survivors listed as equivalent in tests/mutation-equivalents.md is
 printed just before it. Exit status 1 below MUTATION_MIN_SCORE (90).
 
@@ -21,7 +23,9 @@ Environment: MUTATION_DATABASE_URL and MUTATION_REDIS_URL (the PostgreSQL leg),
 MUTATION_MAX_CHILDREN (mutants tested at once, default the number of CPUs; each has
 its own test database and cache, see mutation/plugin.py; the PostgreSQL leg uses that
 many Redis databases from MUTATION_REDIS_URL's on). Every leg runs with
-REVOCATION_VAR_DIR in a temporary folder, removed afterwards.
+REVOCATION_VAR_DIR in a temporary folder, removed afterwards. Each leg's exit codes are
+saved beside its log (/tmp/revocation-mutation-legN.json); with
+MUTATION_REUSE_EMBEDDED=<the leg 1 file> the embedded leg is read back, not run.
 """
 
 from __future__ import annotations
@@ -157,7 +161,7 @@ def run_leg(leg: Leg, log: Path) -> None:
     shutil.rmtree(MUTANTS, ignore_errors=True)
     children = os.environ.get("MUTATION_MAX_CHILDREN", str(os.cpu_count() or 1))
     command = [str(MUTMUT), "run", "--max-children", children, *leg.targets]
-    print(f"== {leg.name}: {' '.join(command[1:5])} ... (log: {log})", flush=True)
+    print(f"== {leg.name}: {len(leg.targets)} targets (log: {log})", flush=True)
     started = time.monotonic()
     with log.open("w") as out:
         done = subprocess.run(command, cwd=REPO, env=leg.env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
@@ -168,8 +172,10 @@ def run_leg(leg: Leg, log: Path) -> None:
         codes = json.loads(meta.read_text())["exit_code_by_key"]
         leg.results.update({k: v for k, v in codes.items() if matches(k, leg.targets)})
         leg.generated.update(k for k in codes if matches(k, TARGETS))
-    # Kept beside the log: mutants/ is replaced by the next leg.
-    log.with_suffix(".json").write_text(json.dumps(leg.results, indent=0, sort_keys=True))
+    # Kept beside the log (mutants/ is replaced by the next leg); MUTATION_REUSE_EMBEDDED
+    # reads the first leg's back.
+    saved = {"results": leg.results, "generated": sorted(leg.generated)}
+    log.with_suffix(".json").write_text(json.dumps(saved, indent=0, sort_keys=True))
     print(f"== {leg.name}: {len(leg.results)} mutants in {time.monotonic() - started:.0f} s")
 
 
@@ -274,9 +280,23 @@ def main() -> int:
                 SERVER_TARGETS,
             ),
         ]
+        embedded, servers = legs
         try:
-            for n, leg in enumerate(legs):
-                run_leg(leg, root.parent / f"revocation-mutation-leg{n + 1}.log")
+            reuse = os.environ.get("MUTATION_REUSE_EMBEDDED")
+            if reuse:
+                saved = json.loads(Path(reuse).read_text())
+                embedded.results, embedded.generated = saved["results"], set(saved["generated"])
+                print(f"== {embedded.name}: {len(embedded.results)} results read from {reuse}")
+            else:
+                run_leg(embedded, root.parent / "revocation-mutation-leg1.log")
+            # Only what the embedded leg left alive: a mutant killed once is killed.
+            servers.targets = sorted(
+                name
+                for name in embedded.generated
+                if matches(name, SERVER_TARGETS) and embedded.results.get(name) not in KILLED
+            )
+            if servers.targets:
+                run_leg(servers, root.parent / "revocation-mutation-leg2.log")
         finally:
             drop_test_databases(database, root / "servers")
     verdicts = {name: code in KILLED for name, code in legs[0].results.items()}
