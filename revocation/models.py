@@ -58,11 +58,12 @@ class RevocationRequest(models.Model):
     stopped.
     """
 
+    # Lower case: the words stand mid-sentence ("Revocation #5 done: ...") and in badges.
     class State(models.TextChoices):
-        PENDING = "pending", _("Pending")
-        RUNNING = "running", _("Running")
-        DONE = "done", _("Done")
-        FAILED = "failed", _("Failed")
+        PENDING = "pending", _("pending")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
 
     class Target(models.TextChoices):
         USERS = "users", _("Users")

@@ -26,9 +26,7 @@ def get_request(request_id: Any) -> RevocationRequest:
     try:
         return RevocationRequest.objects.get(pk=int(request_id))
     except (ValueError, TypeError, RevocationRequest.DoesNotExist) as exc:
-        raise RequestNotFound(
-            gettext("no revocation request with id %r") % (request_id,)
-        ) from exc
+        raise RequestNotFound(gettext("no revocation request with id %r") % (request_id,)) from exc
 
 
 def describe_target(revocation: RevocationRequest) -> str:
