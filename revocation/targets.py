@@ -410,12 +410,12 @@ def user_ids_of(users: Any, *, what: str = "users", ids_too: bool = True) -> lis
     found.update({n: int(n) for n in numbers if int(n) in existing})
     missing = [n for n in names if n not in found]
     if missing:
-        names = ", ".join(map(repr, missing))
+        listed = ", ".join(map(repr, missing))
         if ids_too:
             raise UnknownUser(
-                gettext("unknown user %(names)s: no such username or id") % {"names": names}
+                gettext("unknown user %(names)s: no such username or id") % {"names": listed}
             )
-        raise UnknownUser(gettext("unknown user %(names)s: no such username") % {"names": names})
+        raise UnknownUser(gettext("unknown user %(names)s: no such username") % {"names": listed})
     return [found[n] for n in names]
 
 

@@ -60,5 +60,6 @@ def duration(seconds: int) -> str:
 
 def _exact(value: datetime) -> str:
     """Return `value` in the current time zone and language's format, with the zone's name."""
-    local = timezone.localtime(value)
+    # As {{ value }} would: an aware time in the current zone; a naive one (USE_TZ off) as it is.
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
     return f"{formats.date_format(local, 'DATETIME_FORMAT')} {formats.date_format(local, 'T')}"
