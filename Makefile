@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PORT ?= 8000
 
-.PHONY: run test test-django conformance mutation lint bench dist lock clean
+.PHONY: run test test-django conformance mutation lint bench dist lock clean messages
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,7 +14,18 @@ $(STAMP): requirements.lock
 	$(BIN)/python -m pip install --quiet -r requirements.lock
 	touch $(STAMP)
 
-run: $(STAMP)
+# The translations: .po files in the tree (the app's and this project's pages'), compiled
+# here to the .mo files Django reads, never committed. Babel's compiler is pure Python: a
+# fresh machine needs no GNU gettext (only `makemessages`, a translator's tool, does).
+CATALOGUES := revocation/locale config/locale
+MO := $(patsubst %.po,%.mo,$(wildcard $(addsuffix /*/LC_MESSAGES/django.po,$(CATALOGUES))))
+
+messages: $(MO)
+
+%.mo: %.po | $(STAMP)
+	$(BIN)/python -m babel.messages.frontend --quiet compile --domain django --input-file $< --output-file $@
+
+run: $(STAMP) messages
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py setup_schedule
 	$(BIN)/python manage.py seed_demo
@@ -25,7 +36,7 @@ run: $(STAMP)
 	DJANGO_SETTINGS_MODULE=config.settings.local PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start --port $(PORT) web worker beat
 
 # The browser tests (tests/e2e) drive Debian's chromium; Playwright never downloads one.
-test: $(STAMP)
+test: $(STAMP) messages
 	@test -x /usr/bin/chromium || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
 		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } \
 		|| echo "!!! /usr/bin/chromium is missing and could not be installed (needs root and apt-get): the browser tests in tests/e2e will be SKIPPED !!!"
@@ -34,7 +45,7 @@ test: $(STAMP)
 # The whole suite under each supported Django series (noxfile.py), e.g.
 # make test-django DJANGO="4.2 5.1"; the database and broker come from the environment.
 DJANGO ?= 4.2 5.1 5.2
-test-django: $(STAMP)
+test-django: $(STAMP) messages
 	$(BIN)/nox --envdir .venv/nox -s $(foreach v,$(DJANGO),"tests(django='$(v)')") -- $(PYTEST_ARGS)
 
 # Django's own sessions_tests and auth_tests, stock and with our app installed
@@ -58,7 +69,7 @@ bench: $(STAMP)
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 # The distribution of the reusable app (revocation/ alone): wheel and sdist in dist/.
-dist: $(STAMP)
+dist: $(STAMP) messages
 	rm -rf dist
 	$(BIN)/python -m build --outdir dist .
 	$(BIN)/twine check --strict dist/*
@@ -69,4 +80,4 @@ lock: $(STAMP)
 	$(BIN)/pip-compile --extra service --extra dev --strip-extras --quiet -o requirements.lock pyproject.toml
 
 clean:
-	rm -rf $(VENV) var mutants dist *.egg-info
+	rm -rf $(VENV) var mutants dist *.egg-info $(MO)

@@ -18,8 +18,8 @@ from django.shortcuts import redirect
 from django.urls import URLPattern, path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 from . import devices, permissions, selectors, services
 from .app_settings import app_settings
@@ -395,17 +395,20 @@ class RevocationRequestAdmin(ReadOnlyAdmin):
     )
     fields = readonly_fields
 
-    @admin.display(description="target")
+    @admin.display(description=_("target"))
     def target_display(self, obj: RevocationRequest) -> str:
         return selectors.describe_target(obj)
 
-    @admin.display(description="progress")
+    @admin.display(description=_("progress"))
     def progress(self, obj: RevocationRequest) -> str:
-        if not obj.users_total:
-            return f"{obj.users_done} users"
-        return (
-            f"{obj.users_done}/{obj.users_total} users ({100 * obj.users_done // obj.users_total}%)"
-        )
+        done, total = obj.users_done, obj.users_total
+        if not total:
+            return ngettext("%(done)d user", "%(done)d users", done) % {"done": done}
+        return ngettext(
+            "%(done)d/%(total)d user (%(percent)d%%)",
+            "%(done)d/%(total)d users (%(percent)d%%)",
+            total,
+        ) % {"done": done, "total": total, "percent": 100 * done // total}
 
 
 def _announce(admin_request: HttpRequest, revocation: RevocationRequest) -> None:
@@ -414,10 +417,10 @@ def _announce(admin_request: HttpRequest, revocation: RevocationRequest) -> None
     messages.success(
         admin_request,
         format_html(
-            'Force logout accepted: <a href="{}">revocation #{}</a> ({}).',
-            url,
-            revocation.pk,
-            selectors.describe_target(revocation),
+            gettext('Force logout accepted: <a href="{url}">revocation #{id}</a> ({target}).'),
+            url=url,
+            id=revocation.pk,
+            target=selectors.describe_target(revocation),
         ),
     )
 
@@ -426,11 +429,15 @@ def _allowed(admin_request: HttpRequest) -> bool:
     """Return whether the admin user may force logouts, saying so if not."""
     if permissions.can_start(admin_request.user):
         return True
-    messages.error(admin_request, f"Forcing a logout needs the {permissions.START} permission.")
+    messages.error(
+        admin_request,
+        gettext("Forcing a logout needs the %(permission)s permission.")
+        % {"permission": permissions.START},
+    )
     return False
 
 
-@admin.action(description="Force logout of the selected users")
+@admin.action(description=_("Force logout of the selected users"))
 def force_logout_users(
     modeladmin: admin.ModelAdmin[Any], admin_request: HttpRequest, queryset: QuerySet[Any]
 ) -> None:
@@ -444,7 +451,7 @@ def force_logout_users(
         _announce(admin_request, revocation)
 
 
-@admin.action(description="Force logout of every member of the selected groups")
+@admin.action(description=_("Force logout of every member of the selected groups"))
 def force_logout_groups(
     modeladmin: admin.ModelAdmin[Any], admin_request: HttpRequest, queryset: QuerySet[Any]
 ) -> None:

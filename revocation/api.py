@@ -19,6 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.multipartparser import MultiPartParserError
 from django.http.response import HttpResponseBase
 from django.utils.cache import add_never_cache_headers
+from django.utils.translation import gettext
 from ninja import NinjaAPI, P, PathEx, Query, Router
 from ninja.decorators import decorate_view
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
@@ -65,7 +66,11 @@ class PermissionAuth(SessionAuth):
     def authenticate(self, request: HttpRequest, key: str | None) -> Any:
         user = super().authenticate(request, key)
         if user is not None and not user.has_perm(self.permission):
-            raise AuthorizationError(403, f"this needs the {self.permission} permission")
+            raise AuthorizationError(
+                403,
+                gettext("this needs the %(permission)s permission")
+                % {"permission": self.permission},
+            )
         return user
 
 
@@ -169,7 +174,7 @@ def _json_body(run: View) -> View:
         if _declared_length(request) and not is_json:
             return api.create_response(
                 request,
-                {"detail": f"send the body as application/json, not {media_type or 'untyped'}"},
+                {"detail": _not_json(media_type)},
                 status=415,
             )
         return run(request, *args, **kwargs)
@@ -181,22 +186,22 @@ def _json_body(run: View) -> View:
 def _too_large(request: HttpRequest, exc: Exception) -> HttpResponse:
     """Answer 413 when the body is larger than Django may read."""
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    return api.create_response(
-        request, {"detail": f"request body too large: the limit is {limit} bytes"}, status=413
-    )
+    detail = gettext("request body too large: the limit is %(limit)s bytes") % {"limit": limit}
+    return api.create_response(request, {"detail": detail}, status=413)
 
 
 @api.exception_handler(TooManyFieldsSent)
 @api.exception_handler(TooManyFilesSent)
 def _too_many_fields(request: HttpRequest, exc: Exception) -> HttpResponse:
     """Answer 413 when a form body has more fields than Django may parse (in the CSRF check)."""
-    return api.create_response(request, {"detail": f"request body too large: {exc}"}, status=413)
+    detail = gettext("request body too large: %(error)s") % {"error": exc}
+    return api.create_response(request, {"detail": detail}, status=413)
 
 
 @api.exception_handler(MultiPartParserError)
 def _malformed_multipart(request: HttpRequest, exc: MultiPartParserError) -> HttpResponse:
     """Answer 422 for a multipart body Django cannot parse (ninja's CSRF check reads it)."""
-    return api.create_response(request, {"detail": f"malformed request body: {exc}"}, status=422)
+    return api.create_response(request, {"detail": _malformed(exc)}, status=422)
 
 
 @api.exception_handler(ValidationError)
@@ -208,7 +213,8 @@ def _validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespons
         loc = [str(p) for p in error.get("loc", ())]
         where = ".".join(p for i, p in enumerate(loc) if i == 0 or p != loc[i - 1])
         parts.append(f"{where}: {error.get('msg', 'invalid')}" if where else error.get("msg", ""))
-    return api.create_response(request, {"detail": "; ".join(parts) or "invalid input"}, status=422)
+    detail = "; ".join(parts) or gettext("invalid input")
+    return api.create_response(request, {"detail": detail}, status=422)
 
 
 @api.exception_handler(HttpError)
@@ -216,15 +222,25 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     """Answer `{"detail": ...}`; a body that is not JSON is invalid input too (422)."""
     if exc.status_code == 400:
         # django-ninja's only 400: "Cannot parse request body".
-        return api.create_response(
-            request, {"detail": f"malformed request body: {exc}"}, status=422
-        )
+        return api.create_response(request, {"detail": _malformed(exc)}, status=422)
     return api.create_response(request, {"detail": str(exc)}, status=exc.status_code)
 
 
 @api.exception_handler(AuthenticationError)
 def _not_logged_in(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
-    return api.create_response(request, {"detail": "not logged in"}, status=401)
+    return api.create_response(request, {"detail": gettext("not logged in")}, status=401)
+
+
+def _not_json(media_type: str) -> str:
+    """Return the 415 message for a body of `media_type`."""
+    if not media_type:
+        return gettext("send the body as application/json, not untyped")
+    return gettext("send the body as application/json, not %(type)s") % {"type": media_type}
+
+
+def _malformed(exc: Exception) -> str:
+    """Return the 422 message for a body that cannot be parsed."""
+    return gettext("malformed request body: %(error)s") % {"error": exc}
 
 
 # --- Your sessions -----------------------------------------------------------------
@@ -275,7 +291,7 @@ def delete_session(
     """
     ended = services.end_session(request.user, session_id, current_key=request.session.session_key)
     if ended is services.Ended.MISSING:
-        raise HttpError(404, "no such session")
+        raise HttpError(404, gettext("no such session"))
     if ended is services.Ended.CURRENT:
         logout(request)
     return Status(204, None)

@@ -6,16 +6,17 @@ import re
 from typing import Any
 
 from django import forms
+from django.utils.translation import gettext, gettext_lazy
 
 from . import services
 from .app_settings import app_settings
 from .exceptions import InvalidRequest
 
 TARGETS = [
-    ("users", "Users"),
-    ("group", "A group"),
-    ("scope", "A scope"),
-    ("everyone", "Everyone"),
+    ("users", gettext_lazy("Users")),
+    ("group", gettext_lazy("A group")),
+    ("scope", gettext_lazy("A scope")),
+    ("everyone", gettext_lazy("Everyone")),
 ]
 
 
@@ -35,13 +36,15 @@ class RevocationForm(forms.Form):
     usernames = forms.CharField(
         required=False,
         max_length=10_000,
-        help_text="Usernames separated by spaces or commas.",
+        help_text=gettext_lazy("Usernames separated by spaces or commas."),
     )
-    group = forms.CharField(required=False, max_length=150, help_text="Group name.")
+    group = forms.CharField(required=False, max_length=150, help_text=gettext_lazy("Group name."))
     scope = forms.ChoiceField(required=False, choices=())
-    value = forms.CharField(required=False, max_length=255, help_text="e.g. an organisation id.")
+    value = forms.CharField(
+        required=False, max_length=255, help_text=gettext_lazy("e.g. an organisation id.")
+    )
     reason = forms.CharField(
-        max_length=255, help_text="Kept in the audit log, e.g. “account compromised”."
+        max_length=255, help_text=gettext_lazy("Kept in the audit log, e.g. “account compromised”.")
     )
     confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
 
@@ -55,7 +58,7 @@ class RevocationForm(forms.Form):
         data = super().clean() or {}
         kind = data.get("target")
         if kind == "scope" and not data.get("scope"):
-            self.add_error("scope", "Choose a scope.")
+            self.add_error("scope", gettext("Choose a scope."))
             return data
         if kind is None or any(name in self.errors for name in FIELD_OF.values()):
             return data  # a field of the target already failed its own checks

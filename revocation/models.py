@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 
 class UserSession(models.Model):
@@ -21,28 +23,30 @@ class UserSession(models.Model):
         related_name="+",
         # Covered by the (user, created_at) index below.
         db_index=False,
+        verbose_name=_("user"),
     )
     session_key = models.CharField(max_length=40, unique=True)
     # The sign-in id stamped in the session (revocation.stamps.LOGIN_ID): unlike the
     # key it survives cycle_key(), so "keep this session" still finds it after a rotation.
     login_id = models.CharField(max_length=32, blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now)
-    last_seen_at = models.DateTimeField(default=timezone.now)
-    ip = models.GenericIPAddressField(null=True, blank=True)
-    user_agent = models.CharField(max_length=512, blank=True, default="")
+    created_at = models.DateTimeField(_("signed in"), default=timezone.now)
+    last_seen_at = models.DateTimeField(_("last seen"), default=timezone.now)
+    ip = models.GenericIPAddressField(_("IP address"), null=True, blank=True)
+    user_agent = models.CharField(_("user agent"), max_length=512, blank=True, default="")
     # What the user agent and its client hints said at sign-in (revocation.devices):
     # worked out once, not on every listing, and kept when the user agent is not.
     device = models.CharField(max_length=128, blank=True, default="")
     # Where the IP was, with a GeoIP database configured (ISO 3166 code and city name).
-    country = models.CharField(max_length=2, blank=True, default="")
-    city = models.CharField(max_length=128, blank=True, default="")
+    country = models.CharField(_("country"), max_length=2, blank=True, default="")
+    city = models.CharField(_("city"), max_length=128, blank=True, default="")
 
     class Meta:
         indexes = [models.Index(fields=["user", "created_at"], name="revocation_us_user_idx")]
-        verbose_name = "user session"
+        verbose_name = _("user session")
+        verbose_name_plural = _("user sessions")
 
     def __str__(self) -> str:
-        return f"session {self.pk} of user {self.user_id}"
+        return gettext("session %(id)s of user %(user)s") % {"id": self.pk, "user": self.user_id}
 
 
 class RevocationRequest(models.Model):
@@ -54,25 +58,26 @@ class RevocationRequest(models.Model):
     stopped.
     """
 
+    # Lower case: the words stand mid-sentence ("Revocation #5 done: ...") and in badges.
     class State(models.TextChoices):
-        PENDING = "pending"
-        RUNNING = "running"
-        DONE = "done"
-        FAILED = "failed"
+        PENDING = "pending", _("pending")
+        RUNNING = "running", _("running")
+        DONE = "done", _("done")
+        FAILED = "failed", _("failed")
 
     class Target(models.TextChoices):
-        USERS = "users"
-        GROUP = "group"
-        SCOPE = "scope"
-        EVERYONE = "everyone"
-        SESSIONS = "sessions"
+        USERS = "users", _("Users")
+        GROUP = "group", _("Group")
+        SCOPE = "scope", _("Scope")
+        EVERYONE = "everyone", _("Everyone")
+        SESSIONS = "sessions", _("Sessions")
 
     class Phase(models.TextChoices):
         USERS = "users", "mapped sessions of the target users"
         SESSIONS = "sessions", "unmapped sessions in the session table"
         PARTS = "parts", "mapped sessions, by key ranges on parallel tasks"
 
-    target = models.CharField(max_length=16, choices=Target.choices)
+    target = models.CharField(_("target"), max_length=16, choices=Target.choices)
     user_ids = models.JSONField(default=list, blank=True)
     # UserSession ids, for the `sessions` target (a concurrent-session limit).
     session_ids = models.JSONField(default=list, blank=True)
@@ -83,39 +88,46 @@ class RevocationRequest(models.Model):
     # sign-in id, which still names it if a concurrent request rotated the key.
     keep_session_key = models.CharField(max_length=40, blank=True, default="")
     keep_login_id = models.CharField(max_length=32, blank=True, default="")
-    reason = models.CharField(max_length=255, blank=True, default="")
+    reason = models.CharField(_("reason"), max_length=255, blank=True, default="")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
+        verbose_name=_("requested by"),
     )
 
     state = models.CharField(
-        max_length=8, choices=State.choices, default=State.PENDING, db_index=True
+        _("state"), max_length=8, choices=State.choices, default=State.PENDING, db_index=True
     )
     phase = models.CharField(max_length=8, choices=Phase.choices, default=Phase.USERS)
     # Last user id (USERS phase) or session key (SESSIONS phase) fully handled.
     cursor = models.CharField(max_length=64, blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(_("requested"), default=timezone.now)
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
     # Heartbeat: bumped by every committed page; the sweeper re-enqueues stale rows.
-    updated_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
     enqueue_failed = models.BooleanField(default=False)
 
-    users_total = models.PositiveIntegerField(default=0)
-    users_done = models.PositiveIntegerField(default=0)
-    sessions_revoked = models.PositiveBigIntegerField(default=0)
-    error = models.TextField(blank=True, default="")
+    users_total = models.PositiveIntegerField(_("users in total"), default=0)
+    users_done = models.PositiveIntegerField(_("users done"), default=0)
+    sessions_revoked = models.PositiveBigIntegerField(_("sessions revoked"), default=0)
+    error = models.TextField(_("error"), blank=True, default="")
 
     class Meta:
         indexes = [models.Index(fields=["state", "updated_at"], name="revocation_rr_state_idx")]
         ordering = ["-created_at", "-pk"]
+        verbose_name = _("revocation request")
+        verbose_name_plural = _("revocation requests")
 
     def __str__(self) -> str:
-        return f"revocation #{self.pk} ({self.target}, {self.state})"
+        return gettext("revocation #%(id)s (%(target)s, %(state)s)") % {
+            "id": self.pk,
+            "target": self.get_target_display(),
+            "state": self.get_state_display(),
+        }
 
     @property
     def is_finished(self) -> bool:
@@ -132,15 +144,15 @@ class RevocationPart(models.Model):
     """
 
     request = models.ForeignKey(RevocationRequest, on_delete=models.CASCADE, related_name="parts")
-    number = models.PositiveSmallIntegerField()
-    after = models.CharField(max_length=64, blank=True, default="")
-    upto = models.CharField(max_length=64, blank=True, default="")
+    number = models.PositiveSmallIntegerField(_("number"))
+    after = models.CharField(_("after user id"), max_length=64, blank=True, default="")
+    upto = models.CharField(_("up to user id"), max_length=64, blank=True, default="")
     cursor = models.CharField(max_length=64, blank=True, default="")
-    done = models.BooleanField(default=False)
-    users_done = models.PositiveIntegerField(default=0)
-    sessions_revoked = models.PositiveBigIntegerField(default=0)
+    done = models.BooleanField(_("done"), default=False)
+    users_done = models.PositiveIntegerField(_("users done"), default=0)
+    sessions_revoked = models.PositiveBigIntegerField(_("sessions revoked"), default=0)
     # Heartbeat and publish failure, read by the sweeper as for requests.
-    updated_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(_("updated"), default=timezone.now)
     enqueue_failed = models.BooleanField(default=False)
 
     class Meta:
@@ -148,9 +160,14 @@ class RevocationPart(models.Model):
             models.UniqueConstraint(fields=["request", "number"], name="revocation_part_uniq")
         ]
         ordering = ["request", "number"]
+        verbose_name = _("revocation part")
+        verbose_name_plural = _("revocation parts")
 
     def __str__(self) -> str:
-        return f"part {self.number} of revocation #{self.request_id}"
+        return gettext("part %(number)s of revocation #%(id)s") % {
+            "number": self.number,
+            "id": self.request_id,
+        }
 
 
 class RevocationFence(models.Model):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
+from django.utils.translation import gettext
 from ninja import Field, Schema
 from pydantic import (
     AfterValidator,
@@ -45,14 +46,14 @@ NOT_BLANK = r"^[^\x00]*[^\s\x00][^\x00]*$"
 def _no_nul(value: str) -> str:
     """Refuse NUL, which PostgreSQL cannot store in text."""
     if "\x00" in value:
-        raise ValueError("must not contain NUL characters")
+        raise ValueError(gettext("must not contain NUL characters"))
     return value
 
 
 def _not_blank(value: str) -> str:
     """Refuse a blank name: it must never stand for "no filter"."""
     if not value.strip():
-        raise ValueError("must not be blank")
+        raise ValueError(gettext("must not be blank"))
     return value
 
 

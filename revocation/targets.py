@@ -18,6 +18,7 @@ from django.contrib.auth.models import Group as AuthGroup
 from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.utils.module_loading import import_string
+from django.utils.translation import gettext, ngettext
 
 from . import fences
 from .app_settings import app_settings
@@ -93,10 +94,10 @@ class Users(Target):
     def describe(self) -> str:
         if not self.user_ids:
             # Erased with the request's other personal data (AUDIT_PERSONAL_DATA_DAYS).
-            return "users (ids erased)"
+            return gettext("users (ids erased)")
         ids = ", ".join(str(i) for i in self.user_ids[:5])
         more = f" +{len(self.user_ids) - 5}" if len(self.user_ids) > 5 else ""
-        return f"users {ids}{more}"
+        return gettext("users %(ids)s") % {"ids": ids + more}
 
 
 @dataclass(frozen=True)
@@ -123,8 +124,11 @@ class Sessions(Users):
 
     def describe(self) -> str:
         if not self.user_ids:
-            return "sessions of a user (ids erased)"
-        return f"{len(self.session_ids)} session(s) of user {self.user_ids[0]}"
+            return gettext("sessions of a user (ids erased)")
+        count = len(self.session_ids)
+        return ngettext(
+            "%(count)d session of user %(user)s", "%(count)d sessions of user %(user)s", count
+        ) % {"count": count, "user": self.user_ids[0]}
 
 
 @dataclass(frozen=True)
@@ -167,7 +171,7 @@ class Group(Target):
         return [fences.group_key(self.name), fences.SCOPED]
 
     def describe(self) -> str:
-        return f"group {self.name}"
+        return gettext("group %(name)s") % {"name": self.name}
 
 
 @dataclass(frozen=True)
@@ -225,7 +229,7 @@ class Everyone(Target):
         return [fences.GLOBAL]
 
     def describe(self) -> str:
-        return "everyone"
+        return gettext("everyone")
 
 
 class Spelling(NamedTuple):
@@ -252,7 +256,7 @@ def load(revocation: RevocationRequest) -> Target:
     """Return the target stored on `revocation`; InvalidTarget for a kind this release lacks."""
     kind = KINDS.get(revocation.target)
     if kind is None:
-        raise InvalidTarget(f"unknown target kind {revocation.target!r}")
+        raise InvalidTarget(gettext("unknown target kind %r") % revocation.target)
     return kind.load(revocation)
 
 
@@ -281,12 +285,15 @@ def parse(
     `spelling` says the caller does.
     """
     if not isinstance(everyone, bool):
-        raise InvalidTarget(f"{spelling.flag} must be True or False, got {everyone!r}")
+        raise InvalidTarget(
+            gettext("%(flag)s must be True or False, got %(value)r")
+            % {"flag": spelling.flag, "value": everyone}
+        )
     given = [x is not None for x in (user_ids, users, usernames, group, scope)] + [everyone]
     if sum(given) != 1:
         raise InvalidTarget(
-            f"give exactly one target: {spelling.users}, {spelling.group}, "
-            f"{spelling.scope} or {spelling.everyone}"
+            gettext("give exactly one target: %(users)s, %(group)s, %(scope)s or %(everyone)s")
+            % spelling._asdict()
         )
     if user_ids is not None:
         return Users(tuple(check_user_ids(user_ids)))
@@ -299,11 +306,14 @@ def parse(
         return Group(check_group(group))
     if scope is not None:
         if not (isinstance(scope, tuple | list) and len(scope) == 2):
-            raise InvalidTarget(f"scope must be a (name, value) pair, got {scope!r}")
+            raise InvalidTarget(gettext("scope must be a (name, value) pair, got %r") % (scope,))
         name, value = scope
         if name is None or value is None:
-            raise InvalidTarget(f"scope and value go together, e.g. {spelling.scope_example}")
-        name = clean_text(name, "scope name", max_length=64)
+            raise InvalidTarget(
+                gettext("scope and value go together, e.g. %(example)s")
+                % {"example": spelling.scope_example}
+            )
+        name = clean_text(name, gettext("scope name"), max_length=64)
         return Scope(name, check_scope_value(name, value))
     return Everyone()
 
@@ -315,41 +325,53 @@ def clean_text(value: Any, what: str, *, max_length: int, blank: bool = False) -
     widen a target. NUL is refused here because PostgreSQL would refuse it later.
     """
     if not isinstance(value, str):
-        raise InvalidRequest(f"{what} must be a string, got {type(value).__name__}")
+        raise InvalidRequest(
+            gettext("%(what)s must be a string, got %(type)s")
+            % {"what": what, "type": type(value).__name__}
+        )
     if "\x00" in value:
-        raise InvalidRequest(f"{what} must not contain NUL characters")
+        raise InvalidRequest(gettext("%(what)s must not contain NUL characters") % {"what": what})
     if len(value) > max_length:
-        raise InvalidRequest(f"{what} is {len(value)} characters long; the most is {max_length}")
+        raise InvalidRequest(
+            gettext("%(what)s is %(length)d characters long; the most is %(max)d")
+            % {"what": what, "length": len(value), "max": max_length}
+        )
     if not blank and not value.strip():
-        raise InvalidTarget(f"{what} is blank")
+        raise InvalidTarget(gettext("%(what)s is blank") % {"what": what})
     return value
 
 
 def clean_reason(reason: Any) -> str:
     """Return `reason` if the audit log can keep it whole; raise InvalidRequest otherwise."""
-    return clean_text(reason, "reason", max_length=REASON_MAX_LENGTH, blank=True)
+    return clean_text(reason, gettext("reason"), max_length=REASON_MAX_LENGTH, blank=True)
 
 
 def scope_resolver(name: str) -> Callable[[str], QuerySet[Any]]:
     """Return the resolver registered for scope `name` in REVOCATION_SCOPES."""
-    name = clean_text(name, "scope name", max_length=64)
+    name = clean_text(name, gettext("scope name"), max_length=64)
     scopes = app_settings.SCOPES
     if name not in scopes:
-        known = ", ".join(sorted(scopes)) or "none configured"
-        raise UnknownScope(f"unknown scope {name!r} (REVOCATION_SCOPES has: {known})")
+        known = ", ".join(sorted(scopes)) or gettext("none configured")
+        raise UnknownScope(
+            gettext("unknown scope %(name)r (REVOCATION_SCOPES has: %(known)s)")
+            % {"name": name, "known": known}
+        )
     try:
         return import_string(scopes[name])  # type: ignore[no-any-return]
     except ImportError as exc:
         raise UnknownScope(
-            f"REVOCATION_SCOPES[{name!r}] = {scopes[name]!r} cannot be imported: {exc}"
+            gettext("REVOCATION_SCOPES[%(name)r] = %(path)r cannot be imported: %(error)s")
+            % {"name": name, "path": scopes[name], "error": exc}
         ) from exc
 
 
 def check_scope_value(name: str, value: Any) -> str:
     """Return scope `name`'s `value` in the form its resolver uses; raise InvalidTarget if bad."""
     if isinstance(value, bool) or not isinstance(value, str | int):
-        raise InvalidTarget(f"scope value must be a string or an integer, got {value!r}")
-    text = clean_text(str(value), "scope value", max_length=255)
+        raise InvalidTarget(
+            gettext("scope value must be a string or an integer, got %r") % (value,)
+        )
+    text = clean_text(str(value), gettext("scope value"), max_length=255)
     resolver = scope_resolver(name)
     clean: Callable[[str], Any] | None = getattr(resolver, "clean", None)
     try:
@@ -359,7 +381,10 @@ def check_scope_value(name: str, value: Any) -> str:
         resolver(text)
     except (ValueError, TypeError, ValidationError) as exc:
         reason = "; ".join(exc.messages) if isinstance(exc, ValidationError) else str(exc)
-        raise InvalidTarget(f"invalid value {text!r} for scope {name!r}: {reason}") from exc
+        raise InvalidTarget(
+            gettext("invalid value %(value)r for scope %(name)r: %(reason)s")
+            % {"value": text, "name": name, "reason": reason}
+        ) from exc
     return text
 
 
@@ -369,10 +394,13 @@ def user_ids_of(users: Any, *, what: str = "users", ids_too: bool = True) -> lis
     Raises UnknownUser naming every value that is neither.
     """
     if isinstance(users, str | bytes) or not isinstance(users, Iterable):
-        raise InvalidTarget(f"{what} must be a list of usernames or ids, got {users!r}")
+        raise InvalidTarget(
+            gettext("%(what)s must be a list of usernames or ids, got %(value)r")
+            % {"what": what, "value": users}
+        )
     names = [clean_text(u, what, max_length=255, blank=True) for u in users]
     if not names:
-        raise InvalidTarget("name at least one user")
+        raise InvalidTarget(gettext("name at least one user"))
     user_model = get_user_model()
     rows = user_model._default_manager.filter(**{f"{user_model.USERNAME_FIELD}__in": names})
     found = {str(name): pk for name, pk in rows.values_list(user_model.USERNAME_FIELD, "pk")}
@@ -382,8 +410,12 @@ def user_ids_of(users: Any, *, what: str = "users", ids_too: bool = True) -> lis
     found.update({n: int(n) for n in numbers if int(n) in existing})
     missing = [n for n in names if n not in found]
     if missing:
-        kind = "username or id" if ids_too else "username"
-        raise UnknownUser(f"unknown user {', '.join(map(repr, missing))}: no such {kind}")
+        listed = ", ".join(map(repr, missing))
+        if ids_too:
+            raise UnknownUser(
+                gettext("unknown user %(names)s: no such username or id") % {"names": listed}
+            )
+        raise UnknownUser(gettext("unknown user %(names)s: no such username") % {"names": listed})
     return [found[n] for n in names]
 
 
@@ -393,30 +425,32 @@ def check_user_ids(user_ids: Any) -> list[Any]:
     pk_field = user_model._meta.pk
     assert pk_field is not None  # noqa: S101
     if isinstance(user_ids, str | bytes) or not isinstance(user_ids, Iterable):
-        raise InvalidTarget(f"user_ids must be a list of ids, got {user_ids!r}")
+        raise InvalidTarget(gettext("user_ids must be a list of ids, got %r") % (user_ids,))
     user_ids = list(user_ids)
     for uid in user_ids:
         # True is 1 to Python and to_python(): a flag must never name a user.
         if isinstance(uid, bool) or uid is None or (isinstance(uid, str) and not uid.strip()):
-            raise UnknownUser(f"invalid user id: {uid!r}")
+            raise UnknownUser(gettext("invalid user id: %r") % (uid,))
     try:
         ids = sorted({pk_field.to_python(uid) for uid in user_ids})
     except Exception as exc:
-        raise UnknownUser(f"invalid user id: {exc}") from exc
+        raise UnknownUser(gettext("invalid user id: %s") % exc) from exc
     if not ids:
-        raise InvalidTarget("user_ids is empty")
+        raise InvalidTarget(gettext("user_ids is empty"))
     found = set(user_model._default_manager.filter(pk__in=ids).values_list("pk", flat=True))
     missing = [uid for uid in ids if uid not in found]
     if missing:
-        raise UnknownUser(f"unknown user id(s): {', '.join(str(m) for m in missing)}")
+        raise UnknownUser(
+            gettext("unknown user id(s): %(ids)s") % {"ids": ", ".join(str(m) for m in missing)}
+        )
     return ids
 
 
 def check_group(name: Any) -> str:
     """Return `name` if such a group exists, else raise UnknownGroup."""
-    name = clean_text(name, "group name", max_length=150)
+    name = clean_text(name, gettext("group name"), max_length=150)
     if not AuthGroup.objects.filter(name=name).exists():
-        raise UnknownGroup(f"unknown group {name!r}")
+        raise UnknownGroup(gettext("unknown group %r") % (name,))
     return name
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -14,6 +15,7 @@ from django.core.paginator import Paginator
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -21,6 +23,7 @@ from . import linking, permissions, selectors, services
 from .app_settings import app_settings
 from .exceptions import InvalidRequest
 from .forms import RevocationForm
+from .models import RevocationRequest
 
 logger = logging.getLogger("revocation")
 
@@ -53,11 +56,11 @@ def end_session(request: HttpRequest, session_id: int) -> HttpResponse:
     """Log one of the user's sessions out now (another user's id is a 404)."""
     ended = services.end_session(request.user, session_id, current_key=request.session.session_key)
     if ended is services.Ended.MISSING:
-        raise Http404("no such session")
+        raise Http404(gettext("no such session"))
     if ended is services.Ended.CURRENT:
         logout(request)
         return redirect("login")
-    messages.success(request, "That session is logged out.")
+    messages.success(request, gettext("That session is logged out."))
     return redirect("revocation:sessions")
 
 
@@ -72,7 +75,9 @@ def end_other_sessions(request: HttpRequest) -> HttpResponse:
         reason="logged out other sessions",
         requested_by=request.user,
     )
-    messages.success(request, "Your other sessions are being logged out; this takes a few seconds.")
+    messages.success(
+        request, gettext("Your other sessions are being logged out; this takes a few seconds.")
+    )
     return redirect("revocation:sessions")
 
 
@@ -82,9 +87,15 @@ def revocations_page(request: HttpRequest) -> HttpResponse:
     """Dashboard: recent revocations (view permission), and a form to start one (add)."""
     may_start = permissions.can_start(request.user)
     if request.method == "POST" and not may_start:
-        raise PermissionDenied(f"starting a revocation needs the {permissions.START} permission")
+        raise PermissionDenied(
+            gettext("starting a revocation needs the %(permission)s permission")
+            % {"permission": permissions.START}
+        )
     if not (may_start or permissions.can_view(request.user)):
-        raise PermissionDenied(f"the dashboard needs the {permissions.VIEW} permission")
+        raise PermissionDenied(
+            gettext("the dashboard needs the %(permission)s permission")
+            % {"permission": permissions.VIEW}
+        )
     form = RevocationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         if form.needs_confirmation():
@@ -100,14 +111,20 @@ def revocations_page(request: HttpRequest) -> HttpResponse:
         else:
             messages.success(
                 request,
-                f"Revocation #{revocation.pk} started: {form.parsed.describe()}.",
+                gettext("Revocation #%(id)s started: %(target)s.")
+                % {"id": revocation.pk, "target": form.parsed.describe()},
             )
             return redirect("revocation:revocations")
     page = None
     if permissions.can_view(request.user):
         page = Paginator(selectors.recent_requests(), 25).get_page(request.GET.get("page"))
-    context = {"form": form if may_start else None, "page": page}
+    context = {"form": form if may_start else None, "page": page, "states": _state_labels()}
     return render(request, "revocation/revocations.html", context)
+
+
+def _state_labels() -> str:
+    """Return each state in words, as JSON: the dashboard's script shows states it polls so."""
+    return json.dumps({value: str(label) for value, label in RevocationRequest.State.choices})
 
 
 @never_cache

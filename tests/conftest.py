@@ -6,10 +6,12 @@ import io
 import itertools
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.utils import translation
 
 ENGINES = {
     "db": "django.contrib.sessions.backends.db",
@@ -17,16 +19,41 @@ ENGINES = {
     "cache": "django.contrib.sessions.backends.cache",
 }
 _counter = itertools.count()
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the message catalogues that are missing or stale, as `make messages` does.
+
+    The .mo files are build output, not in git: a bare `pytest` on a fresh clone
+    would otherwise render every page in English whatever the language.
+    """
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    for po in sorted(ROOT.glob("*/locale/*/LC_MESSAGES/django.po")):
+        mo = po.with_suffix(".mo")
+        if not mo.exists() or mo.stat().st_mtime < po.stat().st_mtime:
+            with po.open("rb") as source:
+                catalog = read_po(source)
+            with mo.open("wb") as target:
+                write_mo(target, catalog)
 
 
 @pytest.fixture(autouse=True)
-def _isolated(settings: Any) -> None:
-    """Test URLs, and a cache namespace of this test's own (the shared cache outlives tests)."""
+def _isolated(settings: Any) -> Iterator[None]:
+    """Test URLs, and a cache namespace of this test's own (the shared cache outlives tests).
+
+    Afterwards, the default language again: LocaleMiddleware leaves the language of a
+    test's last request active on the thread, which would carry it into the next test.
+    """
     settings.ROOT_URLCONF = "tests.urls"
     prefix = f"t{next(_counter)}-{uuid.uuid4().hex[:8]}"
     settings.CACHES = {
         alias: {**config, "KEY_PREFIX": prefix} for alias, config in settings.CACHES.items()
     }
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(params=list(ENGINES))

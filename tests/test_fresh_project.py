@@ -19,6 +19,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -289,6 +290,9 @@ def test_a_fresh_project_following_the_readme_logs_out_other_sessions(tmp_path: 
     """pip install the wheel into a startproject, apply the README: revoke, then clearsessions."""
     readme = Readme.read()
     wheel = build_wheel(tmp_path)
+    # The translations ship compiled (`make` compiles them; a bare pytest run, conftest).
+    catalogues = {f"revocation/locale/{lang}/LC_MESSAGES/django.mo" for lang in ("de", "fr", "es")}
+    assert catalogues <= set(zipfile.ZipFile(wheel).namelist())
     venv = make_venv(tmp_path)
     for requirements in readme.installs:
         venv.pip_install(

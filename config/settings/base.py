@@ -50,6 +50,9 @@ MIDDLEWARE = [
     "config.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language of each page and API error: the browser's Accept-Language (or the
+    # django_language cookie), else LANGUAGE_CODE.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -178,6 +181,10 @@ if env.str("GEOIP_PATH", default=""):
     GEOIP_PATH = env.str("GEOIP_PATH")
 
 LANGUAGE_CODE = "en-us"
+# The languages the app's catalogues (revocation/locale) and this project's pages
+# (config/locale) are translated into, each named in its own language.
+LANGUAGES = [("en", "English"), ("de", "Deutsch"), ("fr", "Français"), ("es", "Español")]
+LOCALE_PATHS = [BASE_DIR / "config" / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from .. import engines, stamps
 from ..exceptions import InvalidRequest
@@ -20,8 +21,11 @@ def backfill_page(*, after: str, batch: int) -> tuple[str | None, int]:
     """
     if not engines.has_table():
         raise InvalidRequest(
-            f"SESSION_ENGINE {engines.engine()!r} keeps no session table to scan; "
-            "only the db and cached_db engines can be backfilled."
+            gettext(
+                "SESSION_ENGINE %r keeps no session table to scan; "
+                "only the db and cached_db engines can be backfilled."
+            )
+            % (engines.engine(),)
         )
     model = engines.session_model()
     store = engines.store_class()()

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import connections, router, transaction
+from django.utils.translation import ngettext
 
 from .. import deletion, engines, fences, selectors, sql, stamps, targets
 from ..app_settings import app_settings
@@ -147,8 +148,14 @@ def limit_sessions(user: Any, *, current_key: str | None) -> RevocationRequest |
         return None
     if app_settings.MAX_SESSIONS_POLICY == "refuse":
         raise SessionLimitReached(
-            f"You are already signed in on {limit} device(s), the most allowed. "
-            "Log out on another device first."
+            ngettext(
+                "You are already signed in on %(limit)d device, the most allowed. "
+                "Log out on another device first.",
+                "You are already signed in on %(limit)d devices, the most allowed. "
+                "Log out on another device first.",
+                limit,
+            )
+            % {"limit": limit}
         )
     excess_ids = tuple(others.values_list("pk", flat=True)[:excess])
     return _accept(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from django import template
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.timesince import timesince, timeuntil
@@ -25,13 +25,13 @@ def target(revocation: RevocationRequest) -> str:
 
 @register.filter
 def when(value: datetime | None) -> SafeString | str:
-    """Render "3 minutes ago" in a <time> element with the exact UTC time on hover."""
+    """Render "3 minutes ago" in a <time> element with the exact time on hover."""
     if value is None:
         return "—"
     relative = (
-        "just now"
+        gettext("just now")
         if (timezone.now() - value).total_seconds() < 60
-        else f"{timesince(value, depth=1)} ago"
+        else gettext("%(time)s ago") % {"time": timesince(value, depth=1)}
     )
     return format_html(
         '<time datetime="{}" title="{}">{}</time>', value.isoformat(), _exact(value), relative
@@ -53,11 +53,13 @@ def until(value: datetime) -> SafeString:
 
 @register.filter
 def duration(seconds: int) -> str:
-    """Render a number of seconds as "15 minutes" or "1 day, 2 hours"."""
+    """Render a number of seconds as "15 minutes" or "1 day, 2 hours" (Django's words)."""
     start = datetime(2000, 1, 1, tzinfo=UTC)  # any date: only the difference counts
     return timesince(start, start + timedelta(seconds=seconds), depth=2)
 
 
 def _exact(value: datetime) -> str:
-    """Return `value` in the current time zone to the second, with the zone's name."""
-    return value.astimezone(timezone.get_current_timezone()).strftime("%Y-%m-%d %H:%M:%S %Z")
+    """Return `value` in the current time zone and language's format, with the zone's name."""
+    # As {{ value }} would: an aware time in the current zone; a naive one (USE_TZ off) as it is.
+    local = timezone.localtime(value) if timezone.is_aware(value) else value
+    return f"{formats.date_format(local, 'DATETIME_FORMAT')} {formats.date_format(local, 'T')}"

@@ -25,6 +25,9 @@ CHROMIUM_ARGS = [
 ARTIFACTS = ROOT / "test-artifacts" / "e2e"
 DOCS_SCREENSHOTS = ROOT / "docs" / "screenshots"
 PASSWORD = "pw-secret-1"  # make_user's password
+# The pages follow the browser's Accept-Language, and these tests find things by their
+# English text: every context asks for English, whatever the machine's locale.
+LOCALE = "en-US"
 
 
 @pytest.fixture(scope="module")

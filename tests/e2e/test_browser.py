@@ -13,7 +13,7 @@ from revocation.models import RevocationRequest, UserSession
 from tests.conftest import OPERATOR_PERMS, is_logged_in, logged_in_client
 from tests.support import assert_sessions_gone, session_key, wait_until
 
-from .conftest import log_in
+from .conftest import LOCALE, log_in
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.worker]
 State = RevocationRequest.State
@@ -39,11 +39,14 @@ def shows_login_page(page: Any, url: str) -> bool:
 @pytest.fixture
 def two_devices(browser: Any) -> Any:
     """Two separate browser contexts (cookie jars): a laptop and a phone."""
-    laptop = browser.new_context(user_agent=LAPTOP, viewport={"width": 1100, "height": 700})
+    laptop = browser.new_context(
+        user_agent=LAPTOP, viewport={"width": 1100, "height": 700}, locale=LOCALE
+    )
     # Safari sends no client hints; without these blanks Chromium's own would name it.
     phone = browser.new_context(
         user_agent=PHONE,
         viewport={"width": 1100, "height": 700},
+        locale=LOCALE,
         extra_http_headers={"Sec-CH-UA": "", "Sec-CH-UA-Platform": "", "Sec-CH-UA-Mobile": ""},
     )
     yield laptop, phone
@@ -152,7 +155,9 @@ def test_staff_revoke_a_group_from_the_dashboard_and_watch_it_finish(
     start_worker()
     # Some history for the dashboard to show.
     wait_done(services.revoke_user_sessions(make_user(username="erin"), reason="lost laptop"))
-    context = browser.new_context(user_agent=LAPTOP, viewport={"width": 1200, "height": 800})
+    context = browser.new_context(
+        user_agent=LAPTOP, viewport={"width": 1200, "height": 800}, locale=LOCALE
+    )
     page = log_in(context, live_server.url, "ops")
 
     page.get_by_role("link", name="Revocation dashboard").first.click()
@@ -185,7 +190,7 @@ def test_everyone_asks_for_confirmation_in_the_browser(
     live_server: Any, browser: Any, make_user: Any, screenshot: Any
 ) -> None:
     make_user(username="ops", perms=OPERATOR_PERMS)
-    context = browser.new_context()
+    context = browser.new_context(locale=LOCALE)
     page = log_in(context, live_server.url, "ops")
     page.goto(f"{live_server.url}/revocations/")
 
@@ -206,7 +211,7 @@ def test_no_page_breaks_the_content_security_policy(
 ) -> None:
     """Every page's scripts and styles load under the policy (chromium reports each refusal)."""
     make_user(username="root", is_staff=True, is_superuser=True)
-    context = browser.new_context()
+    context = browser.new_context(locale=LOCALE)
     page = log_in(context, live_server.url, "root")
     refused: list[str] = []
     page.on("console", lambda m: refused.append(m.text) if "Content Security" in m.text else None)

@@ -51,9 +51,9 @@ def test_sessions_page_lists_devices_and_marks_the_current_one(make_user: Any) -
     assert "Log out other sessions" in page
     other = UserSession.objects.get(session_key=elsewhere.session.session_key)
     assert f'action="/sessions/{other.pk}/logout/"' in page
-    # Relative times, with the exact time on hover.
+    # Relative times, with the exact time on hover (in the language's format, with the zone).
     assert re.search(
-        r'<time datetime="[^"]+" title="\d{4}-\d\d-\d\d [\d:]+ UTC">just now</time>', page
+        r'<time datetime="[^"]+" title="\w+\.? \d+, \d{4}, [^"]+ UTC">just now</time>', page
     )
     for key in (here.session.session_key, elsewhere.session.session_key):
         assert key and key not in page

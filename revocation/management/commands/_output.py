@@ -7,6 +7,7 @@ import sys
 import time
 from typing import IO, Any
 
+from django.utils.translation import gettext
 from tqdm import tqdm
 
 from revocation.models import RevocationRequest
@@ -20,12 +21,30 @@ def json_line(revocation: RevocationRequest) -> str:
 
 def describe(revocation: RevocationRequest) -> str:
     """Return a one-line human status of `revocation`."""
-    line = (
-        f"Revocation #{revocation.pk} {revocation.state}: {describe_target(revocation)}, "
-        f"users {revocation.users_done}/{revocation.users_total}, "
-        f"sessions revoked {revocation.sessions_revoked}"
+    values = {
+        "id": revocation.pk,
+        "state": revocation.get_state_display(),
+        "target": describe_target(revocation),
+        "done": revocation.users_done,
+        "total": revocation.users_total,
+        "sessions": revocation.sessions_revoked,
+        "error": revocation.error,
+    }
+    if revocation.error:
+        return (
+            gettext(
+                "Revocation #%(id)s %(state)s: %(target)s, users %(done)d/%(total)d, "
+                "sessions revoked %(sessions)d; error: %(error)s"
+            )
+            % values
+        )
+    return (
+        gettext(
+            "Revocation #%(id)s %(state)s: %(target)s, users %(done)d/%(total)d, "
+            "sessions revoked %(sessions)d"
+        )
+        % values
     )
-    return f"{line}; error: {revocation.error}" if revocation.error else line
 
 
 def wait(request_id: int, *, stream: IO[str] = sys.stderr, poll: float = 0.5) -> RevocationRequest:
@@ -57,7 +76,8 @@ def _wait_with_bar(
             bar.total = revocation.users_total or None
             bar.update(revocation.users_done - bar.n)
             bar.set_postfix_str(
-                f"{revocation.sessions_revoked} sessions revoked, {revocation.state}"
+                gettext("%(sessions)d sessions revoked, %(state)s")
+                % {"sessions": revocation.sessions_revoked, "state": revocation.get_state_display()}
             )
             if revocation.is_finished:
                 return revocation

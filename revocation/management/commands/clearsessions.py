@@ -12,14 +12,17 @@ import time
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import DatabaseError
+from django.utils.translation import gettext, gettext_noop
 
 from revocation import maintenance
 
+from ._base import TranslatedCommand
 
-class Command(BaseCommand):
-    help = (
+
+class Command(TranslatedCommand):
+    help = gettext_noop(
         "Delete expired sessions in batches (constant memory, short transactions), then "
         "prune orphaned user-session mappings and old finished revocation requests."
     )
@@ -30,19 +33,28 @@ class Command(BaseCommand):
             type=int,
             default=None,
             metavar="N",
-            help="rows per batch and transaction (default: REVOCATION_MAINTENANCE_BATCH_SIZE)",
+            help=gettext(
+                "rows per batch and transaction (default: REVOCATION_MAINTENANCE_BATCH_SIZE)"
+            ),
         )
         parser.add_argument(
             "--verify-owners",
             action="store_true",
-            help="decode every mapped session and fix mappings that name the wrong user (slow)",
+            help=gettext(
+                "decode every mapped session and fix mappings that name the wrong user (slow)"
+            ),
         )
-        parser.add_argument("--json", action="store_true", help="print one JSON object last")
+        parser.add_argument(
+            "--json", action="store_true", help=gettext("print one JSON object last")
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         batch_size = options["batch_size"]
         if batch_size is not None and batch_size < 1:
-            raise CommandError(f"--batch-size must be a positive integer, got {batch_size}")
+            raise CommandError(
+                gettext("--batch-size must be a positive integer, got %(value)s")
+                % {"value": batch_size}
+            )
         verbose = options["verbosity"] > 0
         if verbose:
             for note in maintenance.engine_notes():
@@ -56,24 +68,35 @@ class Command(BaseCommand):
         except NotImplementedError as exc:
             # Django's own clearsessions says exactly this (and exits non-zero).
             raise CommandError(
-                f"Session engine '{settings.SESSION_ENGINE}' doesn't support clearing "
-                "expired sessions."
+                gettext("Session engine '%(engine)s' doesn't support clearing expired sessions.")
+                % {"engine": settings.SESSION_ENGINE}
             ) from exc
         except DatabaseError as exc:
-            raise CommandError(f"clearsessions failed: {exc}") from exc
+            raise CommandError(gettext("clearsessions failed: %(error)s") % {"error": exc}) from exc
         if options["json"]:
             self.stdout.write(json.dumps(summary.as_dict(), sort_keys=True))
         elif summary.skipped:
             self.stdout.write(
-                f"Skipped: another clearsessions run holds the {maintenance.lock_name()} lock."
+                gettext("Skipped: another clearsessions run holds the %(lock)s lock.")
+                % {"lock": maintenance.lock_name()}
             )
         else:
             self.stdout.write(
-                f"Deleted {summary.sessions_deleted} expired sessions, pruned "
-                f"{summary.mappings_pruned} orphaned mappings ({summary.mappings_relinked} "
-                f"relinked to their real user), {summary.requests_pruned} finished requests "
-                f"and {summary.fences_pruned} expired fences, and erased the personal data of "
-                f"{summary.requests_erased} finished requests in {summary.seconds:.1f} s."
+                gettext(
+                    "Deleted %(sessions)d expired sessions, pruned %(mappings)d orphaned "
+                    "mappings (%(relinked)d relinked to their real user), %(requests)d "
+                    "finished requests and %(fences)d expired fences, and erased the personal "
+                    "data of %(erased)d finished requests in %(seconds).1f s."
+                )
+                % {
+                    "sessions": summary.sessions_deleted,
+                    "mappings": summary.mappings_pruned,
+                    "relinked": summary.mappings_relinked,
+                    "requests": summary.requests_pruned,
+                    "fences": summary.fences_pruned,
+                    "erased": summary.requests_erased,
+                    "seconds": summary.seconds,
+                }
             )
 
     def _progress(self) -> maintenance.Progress:

@@ -1,9 +1,12 @@
 // Poll the JSON API for every request still pending or running, until it finishes.
 (function () {
+  // Each state in the page's language (the table's data-states), as the server wrote them.
+  var table = document.querySelector("table[data-states]");
+  var states = table ? JSON.parse(table.dataset.states) : {};
   function update(row, r) {
     row.dataset.state = r.state;
     var badge = row.querySelector('[data-field="state"]');
-    badge.textContent = r.state;
+    badge.textContent = states[r.state] || r.state;
     badge.className = "badge " + r.state;
     var bar = row.querySelector('[data-field="progress"]');
     bar.max = Math.max(r.users_total, 1);
