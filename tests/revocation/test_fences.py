@@ -366,3 +366,15 @@ def test_fences_hold_without_time_zone_support(make_user: Any, settings: Any) ->
     assert is_logged_in(after)
     key = fences.user_key(u.pk)
     assert fences.fences_of([key]) == {key: request.created_at.timestamp()}
+
+
+def test_a_sign_in_at_the_fences_own_instant_is_not_fenced(make_user: Any) -> None:
+    """A fence is "not valid before T": a sign-in at T itself is valid, one before it is not."""
+    u = make_user()
+    session = logged_in_client(u).session
+    at = timezone.now().replace(microsecond=250000)
+    fences.record([fences.user_key(u.pk)], at)
+    signed_in = at.timestamp()
+
+    assert fences.is_fenced(session, signed_in) is False
+    assert fences.is_fenced(session, signed_in - 0.001) is True
