@@ -378,3 +378,9 @@ def test_a_sign_in_at_the_fences_own_instant_is_not_fenced(make_user: Any) -> No
 
     assert fences.is_fenced(session, signed_in) is False
     assert fences.is_fenced(session, signed_in - 0.001) is True
+
+
+def test_an_anonymous_session_is_never_fenced() -> None:
+    fences.record([fences.GLOBAL], timezone.now())
+
+    assert fences.is_fenced({}, 0.0) is False
