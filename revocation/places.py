@@ -150,7 +150,13 @@ def _open() -> _Database | None:
         )
         return None
     try:
-        geoip = module.GeoIP2()
+        # Named, not read by GeoIP2 itself: Django 4.2 reads GEOIP_PATH, GEOIP_CITY and
+        # GEOIP_COUNTRY once, at import, so a changed setting would go unseen.
+        geoip = module.GeoIP2(
+            settings.GEOIP_PATH,
+            city=getattr(settings, "GEOIP_CITY", "GeoLite2-City.mmdb"),
+            country=getattr(settings, "GEOIP_COUNTRY", "GeoLite2-Country.mmdb"),
+        )
     except Exception:
         logger.exception(
             "revocation: cannot open the GeoIP database at GEOIP_PATH=%r: no place is recorded",
