@@ -26,8 +26,8 @@ from .app_settings import app_settings
 from .models import RevocationPart, RevocationRequest, UserSession
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """An admin that shows rows but never adds, edits or deletes them."""
+class ReadOnly:
+    """Rows are shown, never added, edited or deleted (an admin or an inline)."""
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -37,6 +37,10 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class ReadOnlyAdmin(ReadOnly, admin.ModelAdmin):
+    """An admin that shows rows but never adds, edits or deletes them."""
 
 
 def device_of(obj: UserSession) -> str:
@@ -293,7 +297,7 @@ class _NewestSessions(BaseInlineFormSet):  # type: ignore[type-arg]
 INLINE_ROWS = 50
 
 
-class UserSessionInline(SessionColumns, admin.TabularInline):  # type: ignore[type-arg]
+class UserSessionInline(SessionColumns, ReadOnly, admin.TabularInline):  # type: ignore[type-arg]
     """A user's sessions on their admin page, newest first, each linking to its own page.
 
     Read only; a session's own page has the "End this session" button. Django's own
@@ -310,15 +314,6 @@ class UserSessionInline(SessionColumns, admin.TabularInline):  # type: ignore[ty
     can_delete = False
     show_change_link = True
     verbose_name_plural = _("sessions, newest first")
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 def attach_user_inline(site: admin.AdminSite = admin.site) -> bool:
@@ -341,7 +336,7 @@ def attach_user_inline(site: admin.AdminSite = admin.site) -> bool:
     return True
 
 
-class RevocationPartInline(admin.TabularInline):
+class RevocationPartInline(ReadOnly, admin.TabularInline):
     """The key ranges of a fanned-out request, with each one's progress (read only)."""
 
     model = RevocationPart
@@ -349,12 +344,6 @@ class RevocationPartInline(admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(RevocationRequest)
