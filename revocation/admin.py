@@ -21,7 +21,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
-from . import devices, permissions, selectors, services
+from . import devices, linking, permissions, selectors, services
 from .app_settings import app_settings
 from .models import RevocationPart, RevocationRequest, UserSession
 
@@ -209,7 +209,7 @@ class UserSessionAdmin(SessionColumns, ReadOnlyAdmin):
 
     def _end(self, request: HttpRequest, rows: QuerySet[UserSession]) -> int:
         """End `rows` through the service, logged in the admin's history; skip our own."""
-        own = request.session.session_key
+        own = linking.link_key(request.session)
         if own and rows.filter(session_key=own).exists():
             self.message_user(
                 request,

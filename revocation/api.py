@@ -253,7 +253,7 @@ def list_sessions(request: HttpRequest) -> dict[str, Any]:
     """Your live sessions, newest first; `current` marks the one making this request."""
     items = selectors.session_list(
         request.user,
-        current_key=request.session.session_key,
+        current_key=linking.link_key(request.session),
         current_expires_at=linking.expires_at(request),
     )
     return {"items": items, "count": len(items)}
@@ -289,7 +289,9 @@ def delete_session(
 
     Another user's session id answers 404, exactly like a missing one.
     """
-    ended = services.end_session(request.user, session_id, current_key=request.session.session_key)
+    ended = services.end_session(
+        request.user, session_id, current_key=linking.link_key(request.session)
+    )
     if ended is services.Ended.MISSING:
         raise HttpError(404, gettext("no such session"))
     if ended is services.Ended.CURRENT:

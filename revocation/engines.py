@@ -19,11 +19,12 @@ import functools
 import logging
 import os
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from importlib import import_module
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.base import SessionBase
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
@@ -32,7 +33,8 @@ from django.db.models import F, QuerySet
 from django.db.models.deletion import Collector
 from django.utils import timezone
 
-from . import sql
+from . import sql, stamps
+from .app_settings import app_settings
 from .models import UserSession
 
 logger = logging.getLogger("revocation")
@@ -41,6 +43,9 @@ DB_ENGINES = frozenset(
     {"django.contrib.sessions.backends.db", "django.contrib.sessions.backends.cached_db"}
 )
 SIGNED_COOKIES = "django.contrib.sessions.backends.signed_cookies"
+# The UserSession key of a signed-cookie sign-in: never a session key (those are
+# [a-z0-9] only), so rows of both kinds could never be confused.
+COOKIE_PREFIX = "cookie:"
 FILE_ENGINE = "django.contrib.sessions.backends.file"
 
 
@@ -54,6 +59,10 @@ class Engine:
     def __init__(self, path: str, store_class: type[SessionBase]) -> None:
         self.path = path
         self.store_class = store_class
+
+    def link_key(self, session: SessionBase) -> str | None:
+        """Return the key of the session's UserSession row: its session key."""
+        return session.session_key
 
     def session_model(self) -> Any:
         """Return the Session model of a table-backed engine."""
@@ -105,15 +114,29 @@ class Engine:
 
 
 class SignedCookies(Engine):
-    """Sessions that live only in the browser: nothing to delete, the fence revokes them."""
+    """Sessions that live only in the browser: nothing to delete, the fence revokes them.
+
+    A signed cookie's session key is the whole cookie and changes on every save, so
+    its UserSession row is keyed by the sign-in id stamped into it at login.
+    """
 
     has_server_state = False
+
+    def link_key(self, session: SessionBase) -> str | None:
+        """Return `cookie:<sign-in id>`, or None for a session with no user or no id."""
+        if session.session_key is None and not session.accessed:
+            # No cookie came and nothing used the session: reading it would add `Vary: Cookie`.
+            return None
+        login_id = stamps.login_id(session)
+        return f"{COOKIE_PREFIX}{login_id}" if login_id and SESSION_KEY in session else None
 
     def delete(self, keys: Sequence[str]) -> int:
         return 0
 
     def live(self, mappings: QuerySet[UserSession]) -> QuerySet[UserSession]:
-        return mappings
+        # A cookie is valid for SESSION_COOKIE_AGE after its last save, and one in use is
+        # saved (and its row touched) at least once per touch interval: older rows are dead.
+        return mappings.filter(last_seen_at__gte=timezone.now() - cookie_lifespan())
 
     def clear_expired(self, *, now: datetime, batch_size: int, step: sql.Step) -> int:
         return 0
@@ -231,6 +254,16 @@ class CachedTable(Table, CachedCopies):
 
     def notes(self) -> list[str]:
         return ["cached_db: expired rows are deleted; their cache copies expire by themselves."]
+
+
+def cookie_lifespan() -> timedelta:
+    """Return how long after its row's last touch a signed cookie may still be valid."""
+    return timedelta(seconds=settings.SESSION_COOKIE_AGE + app_settings.TOUCH_INTERVAL)
+
+
+def link_key(session: SessionBase) -> str | None:
+    """Return the key of `session`'s UserSession row under the configured engine."""
+    return current().link_key(session)
 
 
 def current() -> Engine:

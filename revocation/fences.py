@@ -82,6 +82,11 @@ def keep_key(login_id: str) -> str:
     return f"keep:{login_id}"
 
 
+def login_key(login_id: str) -> str:
+    """Return the fence key of one sign-in: how one signed-cookie session is ended."""
+    return f"login:{login_id}"
+
+
 def record(keys: list[str], at: datetime) -> None:
     """Store fences at `at` for `keys` (never moving one back), mirrored on commit."""
     if not keys:
@@ -222,6 +227,9 @@ def is_fenced(session: Any, signed_in_at: float, scopes_of: Callable[[], list[st
     the user's fence. Concurrent requests of that session each save their own
     copy of it, so the last one saved may carry an older sign-in stamp than the
     newest fence; the sign-in id survives that, and key rotations too.
+
+    The sign-in's own fence (`login_key`) ends that one session: a signed cookie,
+    which no deletion can reach. It is read in the same lookup.
     """
     user_id = session.get(SESSION_KEY)
     if user_id is None:
@@ -230,7 +238,8 @@ def is_fenced(session: Any, signed_in_at: float, scopes_of: Callable[[], list[st
     login_id = stamps.login_id(session)
     keep = keep_key(login_id) if login_id else None
     own = [mine, *([keep] if keep else [])]
-    found = _lookup([GLOBAL, SCOPED, *session.get(SCOPES, []), *own], signed_in_at)
+    ended = [login_key(login_id)] if login_id else []
+    found = _lookup([GLOBAL, SCOPED, *session.get(SCOPES, []), *own, *ended], signed_in_at)
     # Not a fence of this session: when the newest group or scope fence was recorded.
     scoped = found.pop(SCOPED)
     # Stamped at sign-in by earlier releases, SCOPES was looked up at signed_in_at.

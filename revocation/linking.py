@@ -9,6 +9,8 @@ compare keys: `begin()` remembers the key the request arrived with, and
 once more by `RevocationMiddleware` after the view - moves, creates or deletes
 the mapping whenever the key it last linked differs from the current one.
 Any path that changes the key, sync or async, is caught by that comparison.
+The key compared is the row's (`engines.Engine.link_key`): the session key,
+or for a signed cookie, whose key is the whole cookie, its sign-in id.
 
 Nothing here may break a request: failures are logged, never raised.
 """
@@ -43,9 +45,14 @@ current_request: ContextVar[HttpRequest | None] = ContextVar("revocation_request
 
 
 def begin(request: HttpRequest) -> None:
-    """Remember the session key the request arrived with (does not load the session)."""
-    setattr(request, LINKED_KEY_ATTR, request.session.session_key)
+    """Remember the link key the request arrived with (loads only a signed cookie)."""
+    setattr(request, LINKED_KEY_ATTR, link_key(request.session))
     current_request.set(request)
+
+
+def link_key(session: Any) -> str | None:
+    """Return the key of `session`'s UserSession row (`engines.Engine.link_key`)."""
+    return engines.link_key(session)
 
 
 def end(request: HttpRequest) -> None:
@@ -99,16 +106,16 @@ def mark_login(request: HttpRequest, user: Any) -> None:
 
 
 def reconcile(request: HttpRequest) -> None:
-    """Move the mapping to the session's current key if the key changed."""
+    """Move the mapping to the session's current link key if the key changed."""
     old_key = getattr(request, LINKED_KEY_ATTR, None)
-    new_key = request.session.session_key
+    new_key = link_key(request.session)
     if old_key != new_key:
         _relink(request, old_key, new_key)
 
 
 def forget(request: HttpRequest) -> None:
     """Drop the link of the current key (logout flushes the session right after)."""
-    key = request.session.session_key
+    key = link_key(request.session)
     if key:
         _relink(request, key, None)
 
@@ -116,10 +123,6 @@ def forget(request: HttpRequest) -> None:
 def _relink(request: HttpRequest, old_key: str | None, new_key: str | None) -> None:
     """Point the mapping of `old_key` at `new_key`, logging instead of raising."""
     setattr(request, LINKED_KEY_ATTR, new_key)
-    if not engines.has_server_state():
-        # A signed cookie's "key" is its whole content and changes on every save:
-        # there is nothing to link or delete, the fence does the revoking.
-        return
     user_id = session_user_id(request.session) if new_key else None
     try:
         # Only a link being written needs the client (a logout deletes).
@@ -168,28 +171,30 @@ def _announce(request: HttpRequest, key: str, user_id: Any) -> None:
             )
 
 
-def touch(request: HttpRequest, interval: int, *, stamp_unlinked: bool = False) -> None:
+def touch(request: HttpRequest, interval: int) -> None:
     """Record activity at most once per `interval` seconds per session.
 
-    The time is stamped into the session and onto its mapping; with `stamp_unlinked`
-    also into a session that has no mapping (signed cookies), for the idle timeout.
+    The time is stamped into the session and onto its mapping. On signed cookies
+    the stamp is a new cookie, so once per interval; a cookie signed in before
+    sign-in ids existed is given one, and so its row.
     """
     session = request.session
     user_id = session_user_id(session)
     now = clock()
-    linked = engines.has_server_state()
-    if user_id is None or not session.session_key or not (linked or stamp_unlinked):
+    if user_id is None or not session.session_key:
         return
     if now - float(session.get(stamps.SEEN_AT, 0)) < interval:
         return
     session[stamps.SEEN_AT] = now
-    if not linked:
-        # A new cookie once per interval; without an idle timeout, none at all.
+    if not engines.has_server_state():
+        services.ensure_login_id(session)
+    key = link_key(session)
+    if key is None:
         return
     try:
         client = privacy.client_record(request)
         services.touch_session(
-            session_key=str(session.session_key),
+            session_key=key,
             user_id=user_id,
             ip=client.ip,
             user_agent=client.user_agent,

@@ -73,12 +73,10 @@ class RevocationMiddleware:
             session.save()
         linking.reconcile(request)
         if session.accessed and session.session_key:
-            idle = app_settings.IDLE_TIMEOUT
             interval = lifetimes.activity_interval(
-                touch_interval=app_settings.TOUCH_INTERVAL, idle_timeout=idle
+                touch_interval=app_settings.TOUCH_INTERVAL, idle_timeout=app_settings.IDLE_TIMEOUT
             )
-            # With an idle timeout, signed cookies get the activity stamp too (no mapping).
-            linking.touch(request, interval, stamp_unlinked=bool(idle))
+            linking.touch(request, interval)
         linking.end(request)
 
 

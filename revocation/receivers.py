@@ -28,7 +28,7 @@ def on_login(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any)
     if request is None or not hasattr(request, "session"):
         return
     try:
-        services.limit_sessions(user, current_key=request.session.session_key)
+        services.limit_sessions(user, current_key=linking.link_key(request.session))
     except SessionLimitReached as exc:
         # login() already put the user in the session: undo it before refusing.
         request.session.flush()

@@ -11,7 +11,7 @@ session_linked
     first sight after the app was installed). The sender is the user's class, as
     for `user_logged_in`. Keyword arguments: `user`, `request` and `session` (the
     UserSession row as stored: `device`, `ip`, `country`, `city`, `user_agent`,
-    `created_at`). Only on engines with server state: signed cookies link nothing.
+    `created_at`), on every engine (a signed cookie is linked by its sign-in id).
     With no receiver connected, linking costs no query for it; with one, the row
     is read once. A receiver that raises is logged and the login goes on.
 """

@@ -38,7 +38,7 @@ def sessions_page(request: HttpRequest) -> HttpResponse:
     """Show the user's sessions, the current one marked."""
     rows = selectors.session_list(
         request.user,
-        current_key=request.session.session_key,
+        current_key=linking.link_key(request.session),
         current_expires_at=linking.expires_at(request),
     )
     others = sum(1 for row in rows if not row["current"])
@@ -54,7 +54,9 @@ def sessions_page(request: HttpRequest) -> HttpResponse:
 @require_POST
 def end_session(request: HttpRequest, session_id: int) -> HttpResponse:
     """Log one of the user's sessions out now (another user's id is a 404)."""
-    ended = services.end_session(request.user, session_id, current_key=request.session.session_key)
+    ended = services.end_session(
+        request.user, session_id, current_key=linking.link_key(request.session)
+    )
     if ended is services.Ended.MISSING:
         raise Http404(gettext("no such session"))
     if ended is services.Ended.CURRENT:

@@ -18,6 +18,7 @@ ENGINES = {
     "cached_db": "django.contrib.sessions.backends.cached_db",
     "cache": "django.contrib.sessions.backends.cache",
 }
+ALL_ENGINES = {**ENGINES, "signed_cookies": "django.contrib.sessions.backends.signed_cookies"}
 _counter = itertools.count()
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,6 +61,13 @@ def _isolated(settings: Any) -> Iterator[None]:
 def session_engine(request: pytest.FixtureRequest, settings: Any) -> str:
     """Run the test once per server-side session engine."""
     settings.SESSION_ENGINE = ENGINES[request.param]
+    return str(request.param)
+
+
+@pytest.fixture(params=list(ALL_ENGINES))
+def any_engine(request: pytest.FixtureRequest, settings: Any) -> str:
+    """Run the test once per session engine, signed cookies included."""
+    settings.SESSION_ENGINE = ALL_ENGINES[request.param]
     return str(request.param)
 
 

@@ -429,6 +429,22 @@ def session_key(client: Any) -> str:
     return str(client.cookies[settings.SESSION_COOKIE_NAME].value)
 
 
+def link_key(client: Any) -> str:
+    """Return the key of the mapping row of the session a test client holds, on any engine."""
+    from revocation import engines
+
+    key = engines.link_key(client.session)
+    assert key, "the client's session has no mapping key"
+    return key
+
+
+def row_of(client: Any) -> Any:
+    """Return the mapping row (UserSession) of the session a test client holds."""
+    from revocation.models import UserSession
+
+    return UserSession.objects.get(session_key=link_key(client))
+
+
 def session_leftovers(key: str) -> list[str]:
     """Return where session `key` is still stored: table row, cached copy, mapping."""
     from revocation import engines

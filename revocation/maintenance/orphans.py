@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import partial
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.core.cache import caches
 from django.db import router
 
 from .. import engines, sql
-from ..app_settings import app_settings
 from ..models import UserSession
 from ._base import Progress, delete_in_batches, no_progress
 
@@ -71,11 +69,9 @@ def _prune_by_lookup(model: Any, now: datetime, batch: int, progress: Progress) 
 def _prune_idle(now: datetime, batch: int, progress: Progress) -> int:
     """Delete signed-cookie mappings idle for longer than any such cookie can live.
 
-    A signed cookie is valid for SESSION_COOKIE_AGE after its last save, and a
-    session in use is saved (and its mapping touched) at least every
-    REVOCATION_TOUCH_INTERVAL.
+    The sessions page lists none of them already (`engines.SignedCookies.live`).
     """
-    cutoff = now - timedelta(seconds=settings.SESSION_COOKIE_AGE + app_settings.TOUCH_INTERVAL)
+    cutoff = now - engines.cookie_lifespan()
     idle = UserSession.objects.filter(last_seen_at__lt=cutoff)
     return delete_in_batches(idle, batch, "mappings", progress)
 

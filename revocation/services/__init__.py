@@ -12,7 +12,7 @@ from ..targets import Spelling, Target
 from ..targets import parse as parse_target
 from .backfill import backfill_page
 from .jobs import fail_request, run_request
-from .links import link_session, stamp_sign_in, touch_session
+from .links import ensure_login_id, link_session, stamp_sign_in, touch_session
 from .notices import notify_new_sign_in
 from .outbox import hand_on
 from .outbox import sweep as sweep_outbox
@@ -32,6 +32,7 @@ __all__ = [
     "Target",
     "backfill_page",
     "end_session",
+    "ensure_login_id",
     "end_sessions",
     "fail_request",
     "hand_on",

@@ -10,6 +10,7 @@ from typing import Any
 
 from django.contrib.sessions.backends.base import SessionBase
 from django.db import connections, router, transaction
+from django.utils import timezone
 from django.utils.translation import ngettext
 
 from .. import deletion, engines, fences, selectors, sql, stamps, targets
@@ -21,10 +22,15 @@ from . import links, outbox
 logger = logging.getLogger("revocation")
 
 
-def _accept(target: targets.Target, revocation: RevocationRequest) -> RevocationRequest:
-    """Commit `revocation` of `target` with its fences and publish its task on commit."""
+def _accept(
+    target: targets.Target, revocation: RevocationRequest, ended: Iterable[str] = ()
+) -> RevocationRequest:
+    """Commit `revocation` of `target` with its fences and publish its task on commit.
+
+    `ended` are the fences of single sign-ins it ends (`_sign_in_fences`).
+    """
     target.store(revocation)
-    keys = target.fence_keys()
+    keys = [*target.fence_keys(), *ended]
     if revocation.keep_login_id:
         keys.append(fences.keep_key(revocation.keep_login_id))
     _commit(revocation, sorted(set(keys)))
@@ -76,20 +82,18 @@ def revoke_user_sessions(
     Pass the request's session as `keep_session` from a web handler: it is kept by
     its sign-in id, which survives any number of concurrent requests of its own and
     a concurrent key rotation (a password change). `keep_session_key` alone keeps
-    the session that has that key now.
+    the session whose mapping has that key now (`engines.link_key`).
     """
     login_id = ""
     if keep_session is not None:
-        keep_session_key = keep_session.session_key
         login_id = links.ensure_login_id(keep_session)
+        keep_session_key = engines.link_key(keep_session)
     elif keep_session_key:
         login_id = links.login_id_of(keep_session_key)
-    server_state = engines.has_server_state()
     revocation = _accept(
         targets.Users((user.pk,)),
         RevocationRequest(
-            # Signed-cookie "keys" are whole cookies and there is nothing to delete anyway.
-            keep_session_key=(keep_session_key or "") if server_state else "",
+            keep_session_key=keep_session_key or "",
             keep_login_id=login_id,
             reason=targets.clean_reason(reason),
             requested_by=requested_by,
@@ -157,11 +161,19 @@ def limit_sessions(user: Any, *, current_key: str | None) -> RevocationRequest |
             )
             % {"limit": limit}
         )
-    excess_ids = tuple(others.values_list("pk", flat=True)[:excess])
+    excess_ids, login_ids = zip(*others.values_list("pk", "login_id")[:excess], strict=True)
     return _accept(
         targets.Sessions((user.pk,), excess_ids),
         RevocationRequest(reason=f"more than {limit} concurrent sessions"),
+        _sign_in_fences(login_ids),
     )
+
+
+def _sign_in_fences(login_ids: Iterable[str]) -> list[str]:
+    """Return the fences that end these sign-ins where deleting cannot (signed cookies)."""
+    if engines.has_server_state():
+        return []  # deleting the session ends it
+    return [fences.login_key(login_id) for login_id in login_ids if login_id]
 
 
 class Ended(enum.Enum):
@@ -176,13 +188,15 @@ def end_session(user: Any, session_id: Any, *, current_key: str | None) -> Ended
     """End `user`'s session `session_id` now, unless it is the session asking (`current_key`).
 
     One session is small work, so it happens in the web request, not on a worker:
-    deleted through the engine (cached copies too) together with its mapping.
+    deleted through the engine (cached copies too) together with its mapping; a
+    signed cookie is fenced off by its sign-in id first.
     """
     session = selectors.user_session(user, session_id)
     if session is None:
         return Ended.MISSING
     if session.session_key == current_key:
         return Ended.CURRENT
+    fences.record(_sign_in_fences([session.login_id]), timezone.now())
     deletion.delete_sessions([session.session_key])
     UserSession.objects.filter(pk=session.pk).delete()
     logger.info("session ended id=%s user=%s", session.pk, user.pk)
@@ -203,6 +217,7 @@ def end_sessions(
     rows = UserSession.objects.filter(pk__in=ids)
     if keep_session_key:
         rows = rows.exclude(session_key=keep_session_key)
+    fences.record(_sign_in_fences(rows.values_list("login_id", flat=True)), timezone.now())
     ended, finished = 0, not ids
     while not finished:
         deleted, finished = deletion.delete_mapped(rows, limit=app_settings.BATCH_SIZE)

@@ -14,20 +14,12 @@ from django.utils import timezone
 
 from revocation import fencecopy, fences, maintenance, services
 from revocation.models import RevocationFence, RevocationRequest, UserSession
-from tests.conftest import ENGINES, is_logged_in, logged_in_client
+from tests.conftest import ALL_ENGINES, is_logged_in, logged_in_client
 from tests.orgs.models import Membership, Org
 from tests.support import free_port
 
 # Transactional: fences reach the cache on commit, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
-ALL_ENGINES = {**ENGINES, "signed_cookies": "django.contrib.sessions.backends.signed_cookies"}
-
-
-@pytest.fixture(params=list(ALL_ENGINES))
-def any_engine(request: pytest.FixtureRequest, settings: Any) -> str:
-    """Run the test once per session engine, signed cookies included."""
-    settings.SESSION_ENGINE = ALL_ENGINES[request.param]
-    return str(request.param)
 
 
 def test_stolen_cookie_is_refused_on_the_next_request_without_a_worker(

@@ -219,22 +219,6 @@ def test_session_hash_survives_link(make_user: Any) -> None:
     assert stamps.AUTH_AT in session
 
 
-@pytest.mark.django_db
-def test_signed_cookie_logins_are_stamped_but_not_linked(
-    make_user: Any, settings: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
-    user = make_user()
-    client = Client()
-    client.post(f"/t/login/{user.pk}/")
-    client.post("/t/rehash/")
-    assert whoami(client) == user.pk
-    # The cookie is the session: nothing to link; the sign-in time feeds the fence.
-    assert links(user) == []
-    assert stamps.AUTH_AT in client.session
-    assert "could not link" not in caplog.text
-
-
 def test_a_request_without_session_cookie_does_not_touch_the_session(
     session_engine: str, make_user: Any
 ) -> None:
@@ -244,24 +228,6 @@ def test_a_request_without_session_cookie_does_not_touch_the_session(
     assert django_settings.SESSION_COOKIE_NAME not in response.cookies
     assert not UserSession.objects.exists()
     assert not Session.objects.exists()
-
-
-@pytest.mark.django_db
-def test_signed_cookie_sessions_never_get_a_mapping_row(
-    settings: Any, make_user: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
-) -> None:
-    """Past the touch interval a signed-cookie request is still not linked: no key to link."""
-    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
-    settings.REVOCATION_TOUCH_INTERVAL = 300
-    client = Client()
-    client.post(f"/t/login/{make_user().pk}/")
-    later = time.time() + 301
-    monkeypatch.setattr(linking, "clock", lambda: later)
-
-    assert whoami(client) is not None
-    assert not UserSession.objects.exists()
-    # Not even tried (a cookie is no key: PostgreSQL would refuse it as too long).
-    assert "could not" not in caplog.text
 
 
 def change_password(client: Client) -> Any:
@@ -408,15 +374,6 @@ def test_session_linked_is_not_sent_for_sessions_linked_on_first_sight(
     linked_calls.clear()
     whoami(client)
     assert links(user) == [cookie_key(client)]
-    assert linked_calls == []
-
-
-@pytest.mark.django_db
-def test_session_linked_is_not_sent_without_server_state(
-    make_user: Any, settings: Any, linked_calls: list[dict[str, Any]]
-) -> None:
-    settings.SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
-    Client().post(f"/t/login/{make_user().pk}/")
     assert linked_calls == []
 
 

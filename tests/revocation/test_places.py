@@ -72,9 +72,7 @@ def place(user: Any) -> tuple[str, str]:
     return link.country, link.city
 
 
-def test_a_sign_in_records_where_its_ip_is(
-    session_engine: str, make_user: Any, geoip: Path
-) -> None:
+def test_a_sign_in_records_where_its_ip_is(any_engine: str, make_user: Any, geoip: Path) -> None:
     user = make_user()
     sign_in(user, "203.0.113.7")
 
@@ -94,7 +92,7 @@ def test_the_sessions_page_and_the_api_show_the_place(make_user: Any, geoip: Pat
 
 
 def test_a_touch_records_the_place_of_the_new_ip(
-    session_engine: str, make_user: Any, geoip: Path, settings: Any
+    any_engine: str, make_user: Any, geoip: Path, settings: Any
 ) -> None:
     settings.REVOCATION_TOUCH_INTERVAL = 0
     user = make_user()
@@ -108,7 +106,7 @@ def test_a_touch_records_the_place_of_the_new_ip(
 
 @pytest.mark.parametrize(("mode", "expected"), [("truncated", ("DE", "Berlin")), ("off", ("", ""))])
 def test_the_place_follows_record_ip(
-    session_engine: str, make_user: Any, geoip: Path, settings: Any, mode: str, expected: Any
+    any_engine: str, make_user: Any, geoip: Path, settings: Any, mode: str, expected: Any
 ) -> None:
     """Truncated: the place of the network address (203.0.113.0 is Berlin, .200 Hamburg)."""
     settings.REVOCATION_RECORD_IP = mode
@@ -150,7 +148,7 @@ def test_a_private_address_has_no_place_and_logs_nothing(
 
 @pytest.mark.parametrize("problem", ["missing", "corrupt"])
 def test_a_database_that_cannot_be_read_logs_once_and_records_no_place(
-    session_engine: str,
+    any_engine: str,
     make_user: Any,
     tmp_path: Path,
     settings: Any,
@@ -175,7 +173,7 @@ def test_a_database_that_cannot_be_read_logs_once_and_records_no_place(
 
 
 def test_without_the_geoip2_package_nothing_changes(
-    session_engine: str,
+    any_engine: str,
     make_user: Any,
     tmp_path: Path,
     settings: Any,

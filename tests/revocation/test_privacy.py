@@ -51,7 +51,7 @@ def test_a_truncated_ip_keeps_the_network(ip: str, network: str) -> None:
 
 
 def test_by_default_the_link_keeps_the_ip_the_user_agent_and_the_device(
-    session_engine: str, make_user: Any
+    any_engine: str, make_user: Any
 ) -> None:
     user = make_user()
     sign_in(user, **WINDOWS_11)
@@ -68,7 +68,7 @@ def test_by_default_the_link_keeps_the_ip_the_user_agent_and_the_device(
     ],
 )
 def test_record_ip_keeps_the_network_or_nothing(
-    session_engine: str, make_user: Any, settings: Any, mode: str, ip: str, kept: str | None
+    any_engine: str, make_user: Any, settings: Any, mode: str, ip: str, kept: str | None
 ) -> None:
     settings.REVOCATION_RECORD_IP = mode
     settings.REVOCATION_TOUCH_INTERVAL = 0
@@ -82,7 +82,7 @@ def test_record_ip_keeps_the_network_or_nothing(
 
 
 def test_record_user_agent_device_keeps_only_the_description(
-    session_engine: str, make_user: Any, settings: Any
+    any_engine: str, make_user: Any, settings: Any
 ) -> None:
     settings.REVOCATION_RECORD_USER_AGENT = "device"
     user = make_user()
@@ -93,7 +93,7 @@ def test_record_user_agent_device_keeps_only_the_description(
 
 
 def test_record_user_agent_off_keeps_neither(
-    session_engine: str, make_user: Any, settings: Any
+    any_engine: str, make_user: Any, settings: Any
 ) -> None:
     settings.REVOCATION_RECORD_USER_AGENT = "off"
     settings.REVOCATION_TOUCH_INTERVAL = 0
@@ -105,7 +105,7 @@ def test_record_user_agent_off_keeps_neither(
 
 
 def test_a_request_without_client_hints_keeps_the_better_description(
-    session_engine: str, make_user: Any, settings: Any
+    any_engine: str, make_user: Any, settings: Any
 ) -> None:
     """Only the login page asks for the OS version: later requests may come without it."""
     settings.REVOCATION_TOUCH_INTERVAL = 0
@@ -122,7 +122,7 @@ def test_a_request_without_client_hints_keeps_the_better_description(
 
 
 def test_a_request_with_client_hints_updates_the_description(
-    session_engine: str, make_user: Any, settings: Any
+    any_engine: str, make_user: Any, settings: Any
 ) -> None:
     settings.REVOCATION_TOUCH_INTERVAL = 0
     user = make_user()
@@ -134,7 +134,7 @@ def test_a_request_with_client_hints_updates_the_description(
     assert row(user)[2] == "Chrome|Windows|11|"
 
 
-def test_a_touch_is_still_one_update(session_engine: str, make_user: Any, settings: Any) -> None:
+def test_a_touch_is_still_one_update(any_engine: str, make_user: Any, settings: Any) -> None:
     settings.REVOCATION_TOUCH_INTERVAL = 0
     user = make_user()
     client = sign_in(user, **WINDOWS_11)

@@ -51,7 +51,7 @@ def sign_in(django_capture_on_commit_callbacks: Any) -> Any:
 
 
 def test_a_second_device_is_told_and_the_same_device_is_not(
-    session_engine: str, make_user: Any, notices: None, sign_in: Any
+    any_engine: str, make_user: Any, notices: None, sign_in: Any
 ) -> None:
     user = make_user(email="ada@example.org")
     sign_in(user, FIREFOX)

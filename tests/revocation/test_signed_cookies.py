@@ -1,0 +1,294 @@
+"""Signed-cookie sessions are listed and endable one by one, like those of every other engine.
+
+The cookie is the session: its "key" changes on every save and nothing on the
+server can delete it. So its UserSession row is keyed by the sign-in id stamped
+into it (`cookie:<id>`), and ending one session records that sign-in's fence.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.core.management import call_command
+from django.test import Client
+
+from revocation import engines, fences, linking, selectors, services, stamps
+from revocation.app_settings import app_settings
+from revocation.models import RevocationFence, RevocationRequest, UserSession
+from revocation.signals import session_linked
+from tests.conftest import ALL_ENGINES, csrf_client, is_logged_in, logged_in_client
+from tests.support import link_key, row_of
+
+# Transactional: fences reach the cache on commit, as in production.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+COOKIE = django_settings.SESSION_COOKIE_NAME
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+@pytest.fixture(autouse=True)
+def signed_cookies(settings: Any) -> None:
+    """Every test here runs on the signed_cookies engine."""
+    settings.SESSION_ENGINE = ALL_ENGINES["signed_cookies"]
+
+
+def sign_in(user: Any, **headers: Any) -> Client:
+    """Return a client signed in as `user` through the real middleware stack."""
+    client = Client(headers=headers)
+    assert client.post(f"/t/login/{user.pk}/").status_code == 200
+    return client
+
+
+def run_all() -> None:
+    """Carry out every pending request here, as a worker would."""
+    for pk in RevocationRequest.objects.filter(state="pending").values_list("pk", flat=True):
+        services.run_request(pk, budget_seconds=60)
+
+
+def test_a_sign_in_is_linked_by_its_sign_in_id_through_key_changes(make_user: Any) -> None:
+    user = make_user()
+    client = sign_in(user)
+    login_id = stamps.login_id(client.session)
+    row = UserSession.objects.get(user=user)
+    assert (row.session_key, row.login_id) == (f"cookie:{login_id}", login_id)
+
+    client.post("/t/rehash/")  # a password change's key rotation: a new cookie, the same sign-in
+    assert is_logged_in(client)
+    assert list(UserSession.objects.values_list("pk", "session_key")) == [(row.pk, row.session_key)]
+
+
+def test_logging_out_drops_the_row(make_user: Any) -> None:
+    client = sign_in(make_user())
+    client.post("/t/logout/")
+    assert not UserSession.objects.exists()
+
+
+def test_signing_in_as_another_user_replaces_the_row(make_user: Any) -> None:
+    first, second = make_user(), make_user()
+    client = sign_in(first)
+    client.post(f"/t/login/{second.pk}/")
+    assert list(UserSession.objects.values_list("user_id", flat=True)) == [second.pk]
+    assert row_of(client).user_id == second.pk
+
+
+def test_the_page_and_the_api_list_each_browser_and_mark_this_one(make_user: Any) -> None:
+    user = make_user()
+    here = sign_in(user, user_agent=FIREFOX)
+    sign_in(user)
+    logged_in_client(make_user())
+
+    items = here.get("/api/sessions/").json()["items"]
+    page = here.get("/sessions/").content.decode()
+
+    assert len(items) == 2
+    assert [item["id"] for item in items if item["current"]] == [row_of(here).pk]
+    assert "Firefox on Linux" in page and page.count("This session") == 1
+    # The sign-in id is what a stolen row would let someone fence with: never shown.
+    assert stamps.login_id(here.session) not in page + str(items)
+
+
+def test_ending_one_session_logs_out_that_browser_and_keeps_this_one(make_user: Any) -> None:
+    user = make_user()
+    here, token = csrf_client(user)
+    elsewhere = sign_in(user)
+    other = row_of(elsewhere)
+    stolen = elsewhere.cookies[COOKIE].value  # a copy of the cookie, kept by an attacker
+
+    response = here.delete(f"/api/sessions/{other.pk}", headers={"X-CSRFToken": token})
+
+    assert response.status_code == 204
+    assert not UserSession.objects.filter(pk=other.pk).exists()
+    assert RevocationFence.objects.filter(key=fences.login_key(other.login_id)).exists()
+    replay = Client()
+    replay.cookies[COOKIE] = stolen
+    assert not is_logged_in(replay)
+    assert not is_logged_in(elsewhere)
+    assert is_logged_in(here)
+    assert [row_of(here).pk] == [r.pk for r in selectors.sessions_for_user(user)]
+
+
+def test_ending_the_current_session_from_the_page_goes_to_the_login_page(make_user: Any) -> None:
+    here, token = csrf_client(make_user())
+    response = here.post(f"/sessions/{row_of(here).pk}/logout/", {"csrfmiddlewaretoken": token})
+    assert response["Location"] == "/accounts/login/"
+    assert not is_logged_in(here)
+    assert not UserSession.objects.exists()
+
+
+def test_another_users_session_cannot_be_ended(make_user: Any) -> None:
+    attacker, victim = make_user(), make_user()
+    client, token = csrf_client(attacker)
+    victims = sign_in(victim)
+    response = client.delete(f"/api/sessions/{row_of(victims).pk}", headers={"X-CSRFToken": token})
+    assert response.status_code == 404
+    assert is_logged_in(victims)
+    assert not RevocationFence.objects.filter(key__startswith="login:").exists()
+
+
+def test_the_admin_ends_the_selected_sessions(make_user: Any) -> None:
+    operator = make_user(is_staff=True, perms=("view_usersession", "add_revocationrequest"))
+    admin = logged_in_client(operator)
+    user = make_user()
+    ended, kept = sign_in(user), sign_in(user)
+
+    response = admin.post(
+        "/admin/revocation/usersession/",
+        {
+            "action": "end_selected",
+            "_selected_action": [row_of(ended).pk, row_of(admin).pk],
+        },
+    )
+
+    assert response.status_code == 302
+    assert not is_logged_in(ended)
+    assert is_logged_in(kept)
+    assert is_logged_in(admin)  # an operator never ends their own session
+
+
+def test_activity_is_recorded_once_per_interval(make_user: Any, monkeypatch: Any) -> None:
+    user = make_user()
+    client = sign_in(user)
+    before = row_of(client).last_seen_at
+    later = time.time() + app_settings.TOUCH_INTERVAL + 1
+    monkeypatch.setattr(linking, "clock", lambda: later)
+
+    response = client.get("/t/whoami/", REMOTE_ADDR="198.51.100.7")
+
+    assert COOKIE in response.cookies  # the new activity stamp travels in the cookie
+    row = row_of(client)
+    assert (row.ip, row.last_seen_at > before) == ("198.51.100.7", True)
+    assert COOKIE not in client.get("/t/whoami/").cookies  # not again within the interval
+
+
+def test_a_cookie_from_before_sign_in_ids_is_linked_on_first_sight(make_user: Any) -> None:
+    user = make_user()
+    store = engines.store_class()()
+    store.update(
+        {
+            SESSION_KEY: str(user.pk),
+            BACKEND_SESSION_KEY: django_settings.AUTHENTICATION_BACKENDS[0],
+            HASH_SESSION_KEY: user.get_session_auth_hash(),
+        }
+    )
+    store.save()
+    client = Client()
+    client.cookies[COOKIE] = str(store.session_key)
+
+    assert client.get("/t/whoami/").json()["user"] == user.pk  # first sight: stamped and linked
+    assert client.get("/api/sessions/").json()["count"] == 1
+    assert stamps.login_id(client.session)
+    assert row_of(client).user_id == user.pk
+
+
+def test_the_session_limit_logs_the_oldest_browser_out(make_user: Any, settings: Any) -> None:
+    settings.REVOCATION_MAX_SESSIONS_PER_USER = 2
+    user = make_user()
+    oldest, middle = sign_in(user), sign_in(user)
+    newest = sign_in(user)
+
+    assert not is_logged_in(oldest)  # at once: the fence of its sign-in
+    assert is_logged_in(middle) and is_logged_in(newest)
+    run_all()
+    assert {r.pk for r in selectors.sessions_for_user(user)} == {
+        row_of(middle).pk,
+        row_of(newest).pk,
+    }
+
+
+def test_the_session_limit_can_refuse_a_third_browser(make_user: Any, settings: Any) -> None:
+    settings.REVOCATION_MAX_SESSIONS_PER_USER = 2
+    settings.REVOCATION_MAX_SESSIONS_POLICY = "refuse"
+    user = make_user()
+    first, second = sign_in(user), sign_in(user)
+    refused = Client()
+    assert refused.post(f"/t/login/{user.pk}/").status_code == 403
+    assert not is_logged_in(refused)
+    assert is_logged_in(first) and is_logged_in(second)
+    assert UserSession.objects.count() == 2
+
+
+def test_log_out_others_keeps_this_browser_and_its_row(make_user: Any) -> None:
+    user = make_user()
+    here, token = csrf_client(user)
+    elsewhere = sign_in(user)
+
+    here.post("/sessions/logout-others/", {"csrfmiddlewaretoken": token})
+    run_all()
+
+    assert is_logged_in(here)
+    assert not is_logged_in(elsewhere)
+    assert [r.pk for r in selectors.sessions_for_user(user)] == [row_of(here).pk]
+
+
+def test_two_requests_saving_in_either_order_keep_the_kept_browser(make_user: Any) -> None:
+    """A double click on "log out other sessions": the cookie saved last is the older copy."""
+    user = make_user()
+    here, elsewhere = sign_in(user), sign_in(user)
+    cookie = here.cookies[COOKIE].value
+    first, second = engines.store_class()(cookie), engines.store_class()(cookie)
+    first.items(), second.items()  # loaded, as each request's first read does
+
+    services.revoke_user_sessions(user, keep_session=first)
+    services.revoke_user_sessions(user, keep_session=second)
+    second.save()
+    first.save()
+    here.cookies[COOKIE] = str(first.session_key)  # the browser keeps the last cookie it was sent
+
+    assert is_logged_in(here)
+    assert not is_logged_in(elsewhere)
+    run_all()
+    assert is_logged_in(here)
+    assert UserSession.objects.filter(user=user).count() == 1
+
+
+def test_a_row_is_listed_only_while_its_cookie_can_be_valid(make_user: Any) -> None:
+    user = make_user()
+    client = sign_in(user)
+    row = row_of(client)
+    dead = row.last_seen_at - engines.cookie_lifespan()
+    UserSession.objects.filter(pk=row.pk).update(last_seen_at=dead)
+
+    assert not selectors.sessions_for_user(user).exists()
+    call_command("clearsessions", verbosity=0)
+    assert not UserSession.objects.exists()
+
+
+def test_session_linked_is_sent_with_the_row(make_user: Any) -> None:
+    calls: list[Any] = []
+    session_linked.connect(
+        lambda sender, **kw: calls.append(kw["session"]), weak=False, dispatch_uid="t"
+    )
+    try:
+        client = sign_in(make_user())
+    finally:
+        session_linked.disconnect(dispatch_uid="t")
+    assert [row.pk for row in calls] == [row_of(client).pk]
+
+
+def test_a_public_page_stays_cacheable(make_user: Any) -> None:
+    response = Client().get("/t/public/")
+    assert "Cookie" not in response.get("Vary", "")
+    assert COOKIE not in response.cookies
+
+
+def test_a_sign_in_fence_older_than_the_sign_in_ends_nothing(make_user: Any) -> None:
+    client = sign_in(make_user())
+    session = client.session
+    signed_in = stamps.signed_in_at(session)
+    login = fences.login_key(stamps.login_id(session))
+    fences.record([login], datetime.fromtimestamp(signed_in - 1, UTC))
+    assert fences.is_fenced(session, signed_in) is False
+    fences.record([login], datetime.fromtimestamp(signed_in + 1, UTC))
+    assert fences.is_fenced(session, signed_in) is True
+
+
+def test_link_key_of_a_session_without_a_user_is_none(make_user: Any) -> None:
+    client = Client()
+    client.get("/t/anon/")
+    assert engines.link_key(client.session) is None
+    assert link_key(sign_in(make_user())).startswith(engines.COOKIE_PREFIX)
