@@ -1,4 +1,4 @@
-"""Helpers for tests that run real Celery workers and real servers."""
+"""Helpers for tests that run real Celery workers and real servers, and a GeoIP database writer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -506,3 +506,25 @@ def lock_waiters() -> int | None:
             "WHERE NOT l.granted AND a.datname = current_database()"
         )
         return int(cursor.fetchone()[0])
+
+
+def write_geoip_database(
+    path: Path, networks: Mapping[str, Mapping[str, Any]], edition: str = "GeoLite2-City"
+) -> Path:
+    """Write a tiny MaxMind database at `path`, each network to its record; return `path`.
+
+    Written by the test (mmdb-writer), never downloaded. A record is a GeoIP2 City one,
+    e.g. {"country": {"iso_code": "DE", "names": {"en": "Germany"}}, "city": {"names":
+    {"en": "Berlin"}}}; a "...-Country" edition keeps only its country.
+    """
+    mmdb_writer = pytest.importorskip("mmdb_writer", reason="needs mmdb-writer (dev dependency)")
+    netaddr = pytest.importorskip("netaddr", reason="needs netaddr (dev dependency)")
+    pytest.importorskip("geoip2", reason="needs geoip2 (dev dependency)")
+    writer = mmdb_writer.MMDBWriter(
+        ip_version=6, database_type=edition, languages=["en"], ipv4_compatible=True
+    )
+    for network, record in networks.items():
+        data = {"country": record["country"]} if edition.endswith("Country") else dict(record)
+        writer.insert_network(netaddr.IPSet([network]), data)
+    writer.to_db_file(str(path))
+    return path

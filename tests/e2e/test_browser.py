@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from playwright.sync_api import expect
 from revocation import services
 from revocation.models import RevocationRequest, UserSession
 from tests.conftest import OPERATOR_PERMS, is_logged_in, logged_in_client
-from tests.support import assert_sessions_gone, session_key, wait_until
+from tests.support import assert_sessions_gone, session_key, wait_until, write_geoip_database
 
 from .conftest import LOCALE, log_in
 
@@ -26,6 +27,23 @@ PHONE = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1"
 )
+# The live server sees every browser at 127.0.0.1, which no GeoIP database places: each
+# device says where it is "from" (documentation addresses, RFC 5737) in the header a
+# proxy in front would set. Ignored unless REVOCATION_CLIENT_IP_HEADER names it.
+IP_HEADER = "X-Real-IP"
+LAPTOP_IP = "203.0.113.7"
+PHONE_IP = "198.51.100.23"
+# The test's own GeoIP City database of those addresses (see `geoip`).
+PLACES = {
+    "203.0.113.0/24": {
+        "country": {"iso_code": "DE", "names": {"en": "Germany"}},
+        "city": {"names": {"en": "Berlin"}},
+    },
+    "198.51.100.0/24": {
+        "country": {"iso_code": "FR", "names": {"en": "France"}},
+        "city": {"names": {"en": "Paris"}},
+    },
+}
 
 
 def shows_login_page(page: Any, url: str) -> bool:
@@ -40,22 +58,44 @@ def shows_login_page(page: Any, url: str) -> bool:
 def two_devices(browser: Any) -> Any:
     """Two separate browser contexts (cookie jars): a laptop and a phone."""
     laptop = browser.new_context(
-        user_agent=LAPTOP, viewport={"width": 1100, "height": 700}, locale=LOCALE
+        user_agent=LAPTOP,
+        viewport={"width": 1100, "height": 700},
+        locale=LOCALE,
+        extra_http_headers={IP_HEADER: LAPTOP_IP},
     )
     # Safari sends no client hints; without these blanks Chromium's own would name it.
     phone = browser.new_context(
         user_agent=PHONE,
         viewport={"width": 1100, "height": 700},
         locale=LOCALE,
-        extra_http_headers={"Sec-CH-UA": "", "Sec-CH-UA-Platform": "", "Sec-CH-UA-Mobile": ""},
+        extra_http_headers={
+            "Sec-CH-UA": "",
+            "Sec-CH-UA-Platform": "",
+            "Sec-CH-UA-Mobile": "",
+            IP_HEADER: PHONE_IP,
+        },
     )
     yield laptop, phone
     laptop.close()
     phone.close()
 
 
+@pytest.fixture
+def geoip(tmp_path: Path, settings: Any) -> Path:
+    """Place the devices: a GeoIP City database of PLACES, and their addresses trusted.
+
+    The live server runs in a thread of this process, so it reads these settings too
+    (the places module opens the database of the GEOIP_PATH it finds at each lookup).
+    """
+    write_geoip_database(tmp_path / "GeoLite2-City.mmdb", PLACES)
+    settings.GEOIP_PATH = str(tmp_path)
+    settings.REVOCATION_CLIENT_IP_HEADER = IP_HEADER
+    return tmp_path
+
+
 def test_log_out_other_sessions_from_the_sessions_page(
     live_server: Any,
+    geoip: Path,
     two_devices: Any,
     make_user: Any,
     start_worker: Any,
@@ -72,9 +112,22 @@ def test_log_out_other_sessions_from_the_sessions_page(
     a.reload()
     rows = a.locator("tbody tr")
     expect(rows).to_have_count(2)
-    expect(a.locator("tr.is-current")).to_contain_text("Chromium on Linux")
-    expect(a.locator("tr.is-current")).to_contain_text("This session")
-    expect(rows.filter(has_not=a.locator(".badge"))).to_contain_text("Safari on iPhone (iOS 17)")
+    current, other = a.locator("tr.is-current"), rows.filter(has_not=a.locator(".badge"))
+    expect(current).to_contain_text("Chromium on Linux")
+    expect(current).to_contain_text("This session")
+    expect(other).to_contain_text("Safari on iPhone (iOS 17)")
+    # Each sign-in is placed from the address its device came "from".
+    expect(current.locator(".place")).to_have_text("· Berlin, DE")
+    expect(current).to_contain_text(LAPTOP_IP)
+    expect(other.locator(".place")).to_have_text("· Paris, FR")
+    expect(other).to_contain_text(PHONE_IP)
+    answer = a.request.get(f"{base}/api/sessions/")
+    assert answer.ok, answer.text()
+    found = {(s["device"], s["ip"], s["city"], s["country"]) for s in answer.json()["items"]}
+    assert found == {
+        ("Chromium on Linux", LAPTOP_IP, "Berlin", "DE"),
+        ("Safari on iPhone (iOS 17)", PHONE_IP, "Paris", "FR"),
+    }
     screenshot(a, "two-sessions", docs_name="sessions.png")
 
     a.get_by_role("button", name="Log out other sessions").click()

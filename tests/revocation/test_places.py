@@ -17,6 +17,7 @@ from revocation import places
 from revocation.models import UserSession
 from revocation.selectors import session_list
 from tests.revocation.test_devices import FIREFOX_WINDOWS
+from tests.support import write_geoip_database
 
 pytestmark = pytest.mark.django_db
 
@@ -33,28 +34,10 @@ NETWORKS = {
 }
 
 
-def write_database(
-    path: Path, edition: str = "GeoLite2-City", networks: dict[str, Any] | None = None
-) -> Path:
-    """Write a tiny MaxMind database of `networks` (NETWORKS) at `path`; return it."""
-    mmdb_writer = pytest.importorskip("mmdb_writer", reason="needs mmdb-writer (dev dependency)")
-    netaddr = pytest.importorskip("netaddr", reason="needs netaddr (dev dependency)")
-    pytest.importorskip("geoip2", reason="needs geoip2 (dev dependency)")
-    writer = mmdb_writer.MMDBWriter(
-        ip_version=6, database_type=edition, languages=["en"], ipv4_compatible=True
-    )
-    for network, data in (networks or NETWORKS).items():
-        if edition.endswith("Country"):
-            data = {"country": data["country"]}
-        writer.insert_network(netaddr.IPSet([network]), data)
-    writer.to_db_file(str(path))
-    return path
-
-
 @pytest.fixture
 def geoip(tmp_path: Path, settings: Any) -> Path:
     """A GEOIP_PATH folder holding a GeoLite2-City database."""
-    write_database(tmp_path / "GeoLite2-City.mmdb")
+    write_geoip_database(tmp_path / "GeoLite2-City.mmdb", NETWORKS)
     settings.GEOIP_PATH = str(tmp_path)
     return tmp_path
 
@@ -119,7 +102,7 @@ def test_a_country_database_records_the_country(
     make_user: Any, tmp_path: Path, settings: Any
 ) -> None:
     settings.GEOIP_PATH = str(
-        write_database(tmp_path / "GeoLite2-Country.mmdb", "GeoLite2-Country")
+        write_geoip_database(tmp_path / "GeoLite2-Country.mmdb", NETWORKS, "GeoLite2-Country")
     )
     user = make_user()
     sign_in(user, "203.0.113.7")
@@ -131,7 +114,7 @@ def test_a_database_replaced_on_disk_is_read_again(make_user: Any, geoip: Path) 
     """A monthly GeoLite2 update, without restarting the web processes."""
     first, second = make_user(), make_user()
     sign_in(first, "203.0.113.7")
-    write_database(geoip / "GeoLite2-City.mmdb", networks={"203.0.113.0/24": PARIS})
+    write_geoip_database(geoip / "GeoLite2-City.mmdb", {"203.0.113.0/24": PARIS})
     sign_in(second, "203.0.113.7")
     assert (place(first), place(second)) == (("DE", "Berlin"), ("FR", "Paris"))
 
