@@ -229,7 +229,9 @@ def is_fenced(session: Any, signed_in_at: float, scopes_of: Callable[[], list[st
     newest fence; the sign-in id survives that, and key rotations too.
 
     The sign-in's own fence (`login_key`) ends that one session: a signed cookie,
-    which no deletion can reach. It is read in the same lookup.
+    which no deletion can reach. It is read in the same lookup and ends the
+    sign-in whatever its time: a sign-in id is never reused, and a sign-in stamp
+    moved forward by a keep (or another server's clock) must not outrun it.
     """
     user_id = session.get(SESSION_KEY)
     if user_id is None:
@@ -240,6 +242,8 @@ def is_fenced(session: Any, signed_in_at: float, scopes_of: Callable[[], list[st
     own = [mine, *([keep] if keep else [])]
     ended = [login_key(login_id)] if login_id else []
     found = _lookup([GLOBAL, SCOPED, *session.get(SCOPES, []), *own, *ended], signed_in_at)
+    if ended and found.pop(ended[0]):
+        return True
     # Not a fence of this session: when the newest group or scope fence was recorded.
     scoped = found.pop(SCOPED)
     # Stamped at sign-in by earlier releases, SCOPES was looked up at signed_in_at.

@@ -276,15 +276,32 @@ def test_a_public_page_stays_cacheable(make_user: Any) -> None:
     assert COOKIE not in response.cookies
 
 
-def test_a_sign_in_fence_older_than_the_sign_in_ends_nothing(make_user: Any) -> None:
-    client = sign_in(make_user())
+def test_a_sign_in_fence_ends_that_sign_in_whatever_its_time(make_user: Any) -> None:
+    """An older time too: another server's clock may be behind the one that signed in."""
+    user = make_user()
+    client, other = sign_in(user), sign_in(user)
     session = client.session
     signed_in = stamps.signed_in_at(session)
+    fences.record([fences.login_key(stamps.login_id(other.session))], datetime.now(UTC))
+    assert fences.is_fenced(session, signed_in) is False  # another sign-in's fence
     login = fences.login_key(stamps.login_id(session))
-    fences.record([login], datetime.fromtimestamp(signed_in - 1, UTC))
-    assert fences.is_fenced(session, signed_in) is False
-    fences.record([login], datetime.fromtimestamp(signed_in + 1, UTC))
+    fences.record([login], datetime.fromtimestamp(signed_in - 60, UTC))
     assert fences.is_fenced(session, signed_in) is True
+
+
+def test_an_ended_session_stays_ended_when_its_own_request_keeps_it(make_user: Any) -> None:
+    """Ended while its own "log out other sessions" was in flight: the keep must not revive it."""
+    user = make_user()
+    here, elsewhere = sign_in(user), sign_in(user)
+    in_flight = engines.store_class()(elsewhere.cookies[COOKIE].value)
+    in_flight.items()  # its request loaded the session and passed the fence check
+
+    services.end_session(user, row_of(elsewhere).pk, current_key=link_key(here))
+    services.revoke_user_sessions(user, keep_session=in_flight)
+    in_flight.save()
+    elsewhere.cookies[COOKIE] = str(in_flight.session_key)
+
+    assert not is_logged_in(elsewhere)
 
 
 def test_link_key_of_a_session_without_a_user_is_none(make_user: Any) -> None:
