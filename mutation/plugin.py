@@ -31,6 +31,7 @@ import pytest
 COVERING = {
     "revocation.fences": [
         "test_fences.py",
+        "test_signed_cookies.py",
         "test_fencecopy.py",
         "test_kept_session.py",
         "test_cache_races.py",
@@ -48,6 +49,7 @@ COVERING = {
     "revocation.cachelock": ["test_cache_races.py", "test_fences.py"],
     "revocation.linking": [
         "test_linking.py",
+        "test_signed_cookies.py",
         "test_lifetimes.py",
         "test_link_writes.py",
         "test_kept_session.py",
@@ -56,6 +58,7 @@ COVERING = {
     ],
     "revocation.middleware": [
         "test_fences.py",
+        "test_signed_cookies.py",
         "test_lifetimes.py",
         "test_linking.py",
         "test_kept_session.py",
@@ -72,6 +75,7 @@ COVERING = {
     ],
     "revocation.engines": [
         "test_engines.py",
+        "test_signed_cookies.py",
         "test_deletion.py",
         "test_cache_races.py",
         "test_cache.py",

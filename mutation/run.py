@@ -60,6 +60,7 @@ ENGINE_METHODS = (
     "_evict_after_commit",
     "_delete_cached",
     "live",
+    "link_key",
 )
 MODULES = {
     "fences": ["revocation.fences.*"],
@@ -67,8 +68,9 @@ MODULES = {
     "monotonic": ["revocation.monotonic.*"],
     "cachelock": ["revocation.cachelock.*"],
     "deletion": ["revocation.deletion.*"],
-    # Of the engine strategy, what deletes sessions and evicts their copies (the rest,
-    # clear_expired, stored and the clearsessions notes, is maintenance).
+    # Of the engine strategy, what deletes sessions and evicts their copies, and which
+    # sessions are live and under which key (the rest, clear_expired, stored and the
+    # clearsessions notes, is maintenance).
     "engines: delete + evict": [
         "revocation.engines.x_*",
         *(f"revocation.engines.xǁ*ǁ{method}__mutmut_*" for method in ENGINE_METHODS),
