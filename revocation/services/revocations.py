@@ -161,11 +161,11 @@ def limit_sessions(user: Any, *, current_key: str | None) -> RevocationRequest |
             )
             % {"limit": limit}
         )
-    excess_ids, login_ids = zip(*others.values_list("pk", "login_id")[:excess], strict=True)
+    excess_rows = list(others.values_list("pk", "login_id")[:excess])
     return _accept(
-        targets.Sessions((user.pk,), excess_ids),
+        targets.Sessions((user.pk,), tuple(pk for pk, _ in excess_rows)),
         RevocationRequest(reason=f"more than {limit} concurrent sessions"),
-        _sign_in_fences(login_ids),
+        _sign_in_fences(login_id for _, login_id in excess_rows),
     )
 
 
