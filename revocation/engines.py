@@ -29,13 +29,14 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connections, router, transaction
-from django.db.models import F, QuerySet
+from django.db.models import Exists, F, OuterRef, QuerySet, Value
 from django.db.models.deletion import Collector
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from . import sql, stamps
 from .app_settings import app_settings
-from .models import UserSession
+from .models import RevocationFence, UserSession
 
 logger = logging.getLogger("revocation")
 
@@ -136,7 +137,10 @@ class SignedCookies(Engine):
     def live(self, mappings: QuerySet[UserSession]) -> QuerySet[UserSession]:
         # A cookie is valid for SESSION_COOKIE_AGE after its last save, and one in use is
         # saved (and its row touched) at least once per touch interval: older rows are dead.
-        return mappings.filter(last_seen_at__gte=timezone.now() - cookie_lifespan())
+        # So is an ended sign-in's row, which a request in flight as it ended touched back.
+        return mappings.filter(last_seen_at__gte=timezone.now() - cookie_lifespan()).exclude(
+            Exists(RevocationFence.objects.filter(key=ended_sign_in_key()))
+        )
 
     def clear_expired(self, *, now: datetime, batch_size: int, step: sql.Step) -> int:
         return 0
@@ -259,6 +263,16 @@ class CachedTable(Table, CachedCopies):
 def cookie_lifespan() -> timedelta:
     """Return how long after its row's last touch a signed cookie may still be valid."""
     return timedelta(seconds=settings.SESSION_COOKIE_AGE + app_settings.TOUCH_INTERVAL)
+
+
+def ended_sign_in_key() -> Concat:
+    """Return the fence key that ends the sign-in of the UserSession row of an outer query."""
+    return Concat(Value(RevocationFence.LOGIN_PREFIX), OuterRef("login_id"))
+
+
+def login_id_of(key: str) -> str:
+    """Return the sign-in id in a signed cookie's link key (`cookie:<id>`); "" for another key."""
+    return key.removeprefix(COOKIE_PREFIX) if key.startswith(COOKIE_PREFIX) else ""
 
 
 def link_key(session: SessionBase) -> str | None:

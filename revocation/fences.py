@@ -84,7 +84,7 @@ def keep_key(login_id: str) -> str:
 
 def login_key(login_id: str) -> str:
     """Return the fence key of one sign-in: how one signed-cookie session is ended."""
-    return f"login:{login_id}"
+    return f"{RevocationFence.LOGIN_PREFIX}{login_id}"
 
 
 def record(keys: list[str], at: datetime) -> None:
@@ -257,8 +257,10 @@ def is_fenced(session: Any, signed_in_at: float, scopes_of: Callable[[], list[st
         return False
     if keep is None or found.get(keep, 0.0) < fence:
         return True
-    # Re-stamp, so the kept session's next request needs no keep entry.
+    # Re-stamp, so the kept session's next request needs no keep entry; and its sign-in
+    # id, which a session from before ids existed derives from that stamp.
     session[stamps.AUTH_AT] = fence
+    session[stamps.LOGIN_ID] = login_id
     return False
 
 

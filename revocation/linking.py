@@ -123,6 +123,14 @@ def forget(request: HttpRequest) -> None:
 def _relink(request: HttpRequest, old_key: str | None, new_key: str | None) -> None:
     """Point the mapping of `old_key` at `new_key`, logging instead of raising."""
     setattr(request, LINKED_KEY_ATTR, new_key)
+    if old_key and not engines.has_server_state():
+        # A signed cookie's link key is its sign-in id, so it changes only when that
+        # sign-in is over (a logout, a new sign-in), never with a key rotation. A copy
+        # of the old cookie would stay valid: end that sign-in for good.
+        _end_sign_in(old_key)
+        old_key = None
+        if not new_key:
+            return
     user_id = session_user_id(request.session) if new_key else None
     try:
         # Only a link being written needs the client (a logout deletes).
@@ -143,6 +151,14 @@ def _relink(request: HttpRequest, old_key: str | None, new_key: str | None) -> N
         return
     if new_key and user_id is not None:
         _announce(request, new_key, user_id)
+
+
+def _end_sign_in(key: str) -> None:
+    """End the signed-cookie sign-in linked under `key`, logging instead of raising."""
+    try:
+        services.end_sign_in(key)
+    except Exception:
+        logger.exception("revocation: could not end the sign-in of a signed cookie")
 
 
 def _announce(request: HttpRequest, key: str, user_id: Any) -> None:

@@ -177,8 +177,12 @@ class RevocationFence(models.Model):
     out on its next request, before any worker has deleted it. `key` is
     "user:<id>", "group:<name>", "scope:<name>:<value>" or "global"; or
     "keep:<sign-in id>", the time of the newest revocation that keeps that
-    sign-in alive (it is spared by a user fence no newer than that).
+    sign-in alive (it is spared by a user fence no newer than that); or
+    "login:<sign-in id>", that sign-in ended for good (a signed cookie).
     """
+
+    # The key of an ended sign-in is this and its id (see `fences.login_key`).
+    LOGIN_PREFIX = "login:"
 
     # Long enough for "scope:" + a 64-character name + ":" + a 255-character value.
     key = models.CharField(max_length=400, unique=True)

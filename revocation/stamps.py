@@ -6,8 +6,11 @@ the data), so they name one sign-in for as long as it lasts, whatever its key.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from typing import Any
+
+from django.contrib.auth import SESSION_KEY
 
 # When this sign-in happened (epoch seconds); the fence compares it with fences.
 AUTH_AT = "_revocation_auth_at"
@@ -23,6 +26,8 @@ SCOPES = "_revocation_scopes"
 SCOPES_FOR = "_revocation_scopes_for"
 # A random id of this sign-in: what "keep this session" means across key changes.
 LOGIN_ID = "_revocation_login_id"
+# Of a derived sign-in id (a fresh one is 22 characters too, token_urlsafe(16)).
+LOGIN_ID_LENGTH = 22
 
 
 def signed_in_at(session: Any) -> float:
@@ -46,5 +51,20 @@ def new_login_id() -> str:
 
 
 def login_id(session: Any) -> str:
-    """Return the session's sign-in id, or "" for a session stamped before ids existed."""
-    return str(session.get(LOGIN_ID, ""))
+    """Return the session's sign-in id; "" if no user is signed in to it.
+
+    A sign-in from before ids existed gets one derived from its user and sign-in
+    time: every copy of it (a signed cookie can be copied) derives the same, so
+    one row lists it and one fence ends it. Sessions with no stamps at all
+    (signed in before the app was installed) cannot be told apart: one id
+    covers all of a user's.
+    """
+    stamped = session.get(LOGIN_ID)
+    if stamped:
+        return str(stamped)
+    user_id = session.get(SESSION_KEY)
+    if user_id is None:
+        return ""
+    # Not secret (nobody can forge the cookie that carries it), only stable and unique.
+    seed = f"{user_id}:{logged_in_at(session)!r}".encode()
+    return hashlib.sha256(seed).hexdigest()[:LOGIN_ID_LENGTH]

@@ -17,9 +17,10 @@ from typing import Any
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.core.cache import caches
 from django.db import router
+from django.db.models import Exists, Q
 
 from .. import engines, sql
-from ..models import UserSession
+from ..models import RevocationFence, UserSession
 from ._base import Progress, delete_in_batches, no_progress
 
 logger = logging.getLogger("revocation")
@@ -67,13 +68,14 @@ def _prune_by_lookup(model: Any, now: datetime, batch: int, progress: Progress) 
 
 
 def _prune_idle(now: datetime, batch: int, progress: Progress) -> int:
-    """Delete signed-cookie mappings idle for longer than any such cookie can live.
+    """Delete signed-cookie mappings idle for longer than any such cookie can live, or ended.
 
     The sessions page lists none of them already (`engines.SignedCookies.live`).
     """
     cutoff = now - engines.cookie_lifespan()
-    idle = UserSession.objects.filter(last_seen_at__lt=cutoff)
-    return delete_in_batches(idle, batch, "mappings", progress)
+    ended = Exists(RevocationFence.objects.filter(key=engines.ended_sign_in_key()))
+    dead = UserSession.objects.filter(Q(last_seen_at__lt=cutoff) | ended)
+    return delete_in_batches(dead, batch, "mappings", progress)
 
 
 def _prune_by_store(engine: engines.Engine, batch: int, progress: Progress) -> tuple[int, int]:

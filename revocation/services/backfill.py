@@ -47,7 +47,7 @@ def backfill_page(*, after: str, batch: int) -> tuple[str | None, int]:
             if stamps.AUTH_AT in decoded
             else expire_date - timedelta(seconds=settings.SESSION_COOKIE_AGE)
         )
-        links.append((key, decoded[SESSION_KEY], signed_in, decoded.get(stamps.LOGIN_ID, "")))
+        links.append((key, decoded[SESSION_KEY], signed_in, stamps.login_id(decoded)))
     user_model = get_user_model()
     existing = set(
         user_model._default_manager.filter(pk__in={uid for _, uid, _, _ in links}).values_list(

@@ -141,11 +141,12 @@ def stamp_sign_in(session: SessionBase, *, now: float) -> None:
 
 
 def ensure_login_id(session: SessionBase) -> str:
-    """Return the session's sign-in id, stamping one (and onto its mapping) if it has none."""
+    """Return the session's sign-in id, stamping it (and onto its mapping) if not stamped yet."""
     login_id = stamps.login_id(session)
-    if not login_id:
-        # Signed in before sign-in ids existed: give it one now.
-        login_id = session[stamps.LOGIN_ID] = stamps.new_login_id()
+    if login_id and stamps.LOGIN_ID not in session:
+        # Signed in before sign-in ids existed: stamp the id derived from its sign-in, so
+        # that it stays when the sign-in stamp moves (a kept session's does).
+        session[stamps.LOGIN_ID] = login_id
         if session.session_key and engines.has_server_state():
             UserSession.objects.filter(session_key=session.session_key).update(login_id=login_id)
     return login_id

@@ -176,6 +176,16 @@ def _sign_in_fences(login_ids: Iterable[str]) -> list[str]:
     return [fences.login_key(login_id) for login_id in login_ids if login_id]
 
 
+def end_sign_in(link_key: str) -> None:
+    """End the signed-cookie sign-in whose mapping is `link_key` for good: fenced, row deleted.
+
+    A logout or a new sign-in in that browser: no server holds a signed cookie, so a
+    copy of it would otherwise stay valid.
+    """
+    fences.record(_sign_in_fences([engines.login_id_of(link_key)]), timezone.now())
+    UserSession.objects.filter(session_key=link_key).delete()
+
+
 class Ended(enum.Enum):
     """What `end_session()` did."""
 

@@ -8,14 +8,15 @@ into it (`cookie:<id>`), and ending one session records that sign-in's fence.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, RequestFactory
+from django.utils import timezone
 
 from revocation import engines, fences, linking, selectors, services, stamps
 from revocation.app_settings import app_settings
@@ -62,18 +63,42 @@ def test_a_sign_in_is_linked_by_its_sign_in_id_through_key_changes(make_user: An
     assert list(UserSession.objects.values_list("pk", "session_key")) == [(row.pk, row.session_key)]
 
 
-def test_logging_out_drops_the_row(make_user: Any) -> None:
+def replay(cookie: str) -> Client:
+    """Return a client holding a copy of `cookie`, as someone who copied it would."""
+    client = Client()
+    client.cookies[COOKIE] = cookie
+    return client
+
+
+def test_logging_out_ends_the_sign_in_and_every_copy_of_its_cookie(make_user: Any) -> None:
     client = sign_in(make_user())
+    copy = client.cookies[COOKIE].value
     client.post("/t/logout/")
+    assert not UserSession.objects.exists()
+    assert not is_logged_in(replay(copy))
     assert not UserSession.objects.exists()
 
 
-def test_signing_in_as_another_user_replaces_the_row(make_user: Any) -> None:
+def test_signing_in_as_another_user_ends_the_first_sign_in(make_user: Any) -> None:
     first, second = make_user(), make_user()
     client = sign_in(first)
+    copy = client.cookies[COOKIE].value
     client.post(f"/t/login/{second.pk}/")
     assert list(UserSession.objects.values_list("user_id", flat=True)) == [second.pk]
     assert row_of(client).user_id == second.pk
+    assert not is_logged_in(replay(copy))
+    assert is_logged_in(client)
+
+
+def test_signing_in_again_is_a_new_sign_in_with_its_own_row(make_user: Any) -> None:
+    user = make_user()
+    client = sign_in(user)
+    copy, before = client.cookies[COOKIE].value, row_of(client)
+    client.post(f"/t/login/{user.pk}/")
+    after = row_of(client)
+    assert after.login_id != before.login_id
+    assert list(UserSession.objects.values_list("pk", flat=True)) == [after.pk]
+    assert not is_logged_in(replay(copy))
 
 
 def test_the_page_and_the_api_list_each_browser_and_mark_this_one(make_user: Any) -> None:
@@ -104,9 +129,7 @@ def test_ending_one_session_logs_out_that_browser_and_keeps_this_one(make_user: 
     assert response.status_code == 204
     assert not UserSession.objects.filter(pk=other.pk).exists()
     assert RevocationFence.objects.filter(key=fences.login_key(other.login_id)).exists()
-    replay = Client()
-    replay.cookies[COOKIE] = stolen
-    assert not is_logged_in(replay)
+    assert not is_logged_in(replay(stolen))
     assert not is_logged_in(elsewhere)
     assert is_logged_in(here)
     assert [row_of(here).pk] == [r.pk for r in selectors.sessions_for_user(user)]
@@ -165,24 +188,75 @@ def test_activity_is_recorded_once_per_interval(make_user: Any, monkeypatch: Any
     assert COOKIE not in client.get("/t/whoami/").cookies  # not again within the interval
 
 
-def test_a_cookie_from_before_sign_in_ids_is_linked_on_first_sight(make_user: Any) -> None:
-    user = make_user()
+def cookie_from_before_sign_in_ids(user: Any, **stamped: Any) -> str:
+    """Return a signed cookie of `user` signed in before sign-in ids existed."""
     store = engines.store_class()()
     store.update(
         {
             SESSION_KEY: str(user.pk),
             BACKEND_SESSION_KEY: django_settings.AUTHENTICATION_BACKENDS[0],
             HASH_SESSION_KEY: user.get_session_auth_hash(),
+            **stamped,
         }
     )
     store.save()
-    client = Client()
-    client.cookies[COOKIE] = str(store.session_key)
+    return str(store.session_key)
+
+
+def test_a_cookie_from_before_sign_in_ids_is_linked_on_first_sight(make_user: Any) -> None:
+    user = make_user()
+    client = replay(cookie_from_before_sign_in_ids(user))
 
     assert client.get("/t/whoami/").json()["user"] == user.pk  # first sight: stamped and linked
     assert client.get("/api/sessions/").json()["count"] == 1
-    assert stamps.login_id(client.session)
+    assert stamps.LOGIN_ID in client.session
     assert row_of(client).user_id == user.pk
+
+
+def test_copies_of_a_cookie_from_before_sign_in_ids_are_one_session(
+    make_user: Any, monkeypatch: Any
+) -> None:
+    """Each copy derives the same sign-in id: one row, and ending it ends every copy."""
+    user = make_user()
+    here = sign_in(user)
+    cookie = cookie_from_before_sign_in_ids(user, **{stamps.AUTH_AT: time.time() - 10})
+    browser = replay(cookie)
+    assert is_logged_in(browser)
+    start = time.time()
+    for n in range(1, 3):  # each copy seen past the touch interval, so touched
+        monkeypatch.setattr(
+            linking, "clock", lambda n=n: start + n * (app_settings.TOUCH_INTERVAL + 1)
+        )
+        assert is_logged_in(replay(cookie))
+    assert UserSession.objects.filter(user=user).count() == 2  # this browser's and `here`'s
+
+    services.end_session(user, row_of(browser).pk, current_key=link_key(here))
+
+    assert not is_logged_in(replay(cookie))
+    assert not is_logged_in(browser)
+    assert is_logged_in(here)
+
+
+def test_a_request_in_flight_as_its_session_ends_does_not_list_it_again(
+    make_user: Any, monkeypatch: Any
+) -> None:
+    user = make_user()
+    here, elsewhere = sign_in(user), sign_in(user)
+    in_flight = engines.store_class()(elsewhere.cookies[COOKIE].value)
+    in_flight.items()  # its request loaded the session and passed the fence check
+    ended = row_of(elsewhere)
+    services.end_session(user, ended.pk, current_key=link_key(here))
+    later = time.time() + app_settings.TOUCH_INTERVAL + 1
+    monkeypatch.setattr(linking, "clock", lambda: later)
+    request = RequestFactory().get("/")
+    request.session = in_flight  # type: ignore[attr-defined]
+
+    linking.touch(request, app_settings.TOUCH_INTERVAL)  # its response phase: the touch is due
+
+    assert UserSession.objects.filter(session_key=ended.session_key).exists()
+    assert [r.pk for r in selectors.sessions_for_user(user)] == [row_of(here).pk]
+    call_command("clearsessions", verbosity=0)
+    assert not UserSession.objects.filter(session_key=ended.session_key).exists()
 
 
 def test_the_session_limit_logs_the_oldest_browser_out(make_user: Any, settings: Any) -> None:
@@ -248,14 +322,17 @@ def test_two_requests_saving_in_either_order_keep_the_kept_browser(make_user: An
 
 def test_a_row_is_listed_only_while_its_cookie_can_be_valid(make_user: Any) -> None:
     user = make_user()
-    client = sign_in(user)
-    row = row_of(client)
-    dead = row.last_seen_at - engines.cookie_lifespan()
-    UserSession.objects.filter(pk=row.pk).update(last_seen_at=dead)
+    alive, dead = row_of(sign_in(user)), row_of(sign_in(user))
+    lifespan = engines.cookie_lifespan()
+    now = timezone.now()
+    UserSession.objects.filter(pk=alive.pk).update(
+        last_seen_at=now - lifespan + timedelta(seconds=60)
+    )
+    UserSession.objects.filter(pk=dead.pk).update(last_seen_at=now - lifespan)
 
-    assert not selectors.sessions_for_user(user).exists()
+    assert [r.pk for r in selectors.sessions_for_user(user)] == [alive.pk]
     call_command("clearsessions", verbosity=0)
-    assert not UserSession.objects.exists()
+    assert list(UserSession.objects.values_list("pk", flat=True)) == [alive.pk]
 
 
 def test_session_linked_is_sent_with_the_row(make_user: Any) -> None:
@@ -274,6 +351,8 @@ def test_a_public_page_stays_cacheable(make_user: Any) -> None:
     response = Client().get("/t/public/")
     assert "Cookie" not in response.get("Vary", "")
     assert COOKIE not in response.cookies
+    # Signed in: the cookie is read (the fence), but not rewritten within the interval.
+    assert COOKIE not in sign_in(make_user()).get("/t/public/").cookies
 
 
 def test_a_sign_in_fence_ends_that_sign_in_whatever_its_time(make_user: Any) -> None:
