@@ -72,8 +72,13 @@ def erase_personal_data(*, now: datetime, batch_size: int, progress: Progress | 
 
 
 def prune_fences(*, now: datetime, batch_size: int, progress: Progress | None = None) -> int:
-    """Delete fences older than SESSION_COOKIE_AGE: no session they could stop is still valid."""
+    """Delete fences older than twice SESSION_COOKIE_AGE: no session they could stop is valid.
+
+    Not once: a request in flight as a fence was recorded passed its check before it,
+    and may save its session after it (a signed cookie, a cache entry), valid for
+    SESSION_COOKIE_AGE from then. The second age bounds how long that request ran.
+    """
     stale = RevocationFence.objects.filter(
-        not_before__lt=now - timedelta(seconds=settings.SESSION_COOKIE_AGE)
+        not_before__lt=now - timedelta(seconds=2 * settings.SESSION_COOKIE_AGE)
     )
     return delete_in_batches(stale, batch_size, "fences", progress or no_progress)

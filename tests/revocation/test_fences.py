@@ -222,7 +222,7 @@ def test_old_fences_are_pruned(make_user: Any) -> None:
     from django.utils import timezone
 
     services.revoke_user_sessions(make_user())
-    RevocationFence.objects.update(not_before=timezone.now() - timedelta(days=30))
+    RevocationFence.objects.update(not_before=timezone.now() - timedelta(days=30))  # 2 x 14 days
     services.revoke_user_sessions(make_user())
     assert maintenance.prune_fences(now=timezone.now(), batch_size=1) == 1
     assert RevocationFence.objects.count() == 1

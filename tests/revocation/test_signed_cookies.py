@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+from django.core.cache import cache
 from django.core.management import call_command
 from django.test import Client, RequestFactory
 from django.utils import timezone
@@ -388,3 +389,21 @@ def test_link_key_of_a_session_without_a_user_is_none(make_user: Any) -> None:
     client.get("/t/anon/")
     assert engines.link_key(client.session) is None
     assert link_key(sign_in(make_user())).startswith(engines.COOKIE_PREFIX)
+
+
+def test_a_fence_outlives_a_cookie_saved_by_a_request_in_flight_as_it_was_recorded(
+    make_user: Any, monkeypatch: Any
+) -> None:
+    """That request passed its check first and saved a cookie valid for SESSION_COOKIE_AGE."""
+    age = timedelta(seconds=django_settings.SESSION_COOKIE_AGE)
+    user = make_user()
+    signed_in = timezone.now() - age - timedelta(minutes=2)
+    monkeypatch.setattr(linking, "clock", lambda: signed_in.timestamp())
+    client = sign_in(user)  # its cookie is signed now: the save of the request in flight
+    monkeypatch.undo()
+    fences.record([fences.user_key(user.pk)], signed_in + timedelta(minutes=1))
+
+    call_command("clearsessions", verbosity=0)  # the fence is older than SESSION_COOKIE_AGE
+    cache.clear()  # and its cached copy expired
+
+    assert not is_logged_in(client)
