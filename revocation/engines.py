@@ -271,8 +271,8 @@ def ended_sign_in_key() -> Concat:
 
 
 def login_id_of(key: str) -> str:
-    """Return the sign-in id in a signed cookie's link key (`cookie:<id>`); "" for another key."""
-    return key.removeprefix(COOKIE_PREFIX) if key.startswith(COOKIE_PREFIX) else ""
+    """Return the sign-in id in a signed cookie's link key (`cookie:<id>`)."""
+    return key.removeprefix(COOKIE_PREFIX)
 
 
 def link_key(session: SessionBase) -> str | None:

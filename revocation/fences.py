@@ -237,12 +237,12 @@ def is_fenced(session: Any, signed_in_at: float, scopes_of: Callable[[], list[st
     if user_id is None:
         return False
     mine = user_key(user_id)
+    # Never "" with a user signed in: derived from the sign-in if never stamped.
     login_id = stamps.login_id(session)
-    keep = keep_key(login_id) if login_id else None
-    own = [mine, *([keep] if keep else [])]
-    ended = [login_key(login_id)] if login_id else []
-    found = _lookup([GLOBAL, SCOPED, *session.get(SCOPES, []), *own, *ended], signed_in_at)
-    if ended and found.pop(ended[0]):
+    keep, ended = keep_key(login_id), login_key(login_id)
+    own = (mine, keep)
+    found = _lookup([GLOBAL, SCOPED, *session.get(SCOPES, []), *own, ended], signed_in_at)
+    if found.pop(ended):
         return True
     # Not a fence of this session: when the newest group or scope fence was recorded.
     scoped = found.pop(SCOPED)
@@ -250,12 +250,13 @@ def is_fenced(session: Any, signed_in_at: float, scopes_of: Callable[[], list[st
     if scoped > max(signed_in_at, float(session.get(SCOPES_FOR, signed_in_at))):
         keys = _scopes_now(session, user_id, scopes_of, scoped)
         found.update(_lookup(keys, signed_in_at))
-    if max((v for k, v in found.items() if k not in own), default=0.0) > signed_in_at:
+    # `found` answers every key asked for (0.0: no fence), the global one among them.
+    if max(v for k, v in found.items() if k not in own) > signed_in_at:
         return True
-    fence = found.get(mine, 0.0)
+    fence = found[mine]
     if fence <= signed_in_at:
         return False
-    if keep is None or found.get(keep, 0.0) < fence:
+    if found[keep] < fence:
         return True
     # Re-stamp, so the kept session's next request needs no keep entry; and its sign-in
     # id, which a session from before ids existed derives from that stamp.

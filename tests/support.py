@@ -429,6 +429,15 @@ def session_key(client: Any) -> str:
     return str(client.cookies[settings.SESSION_COOKIE_NAME].value)
 
 
+def run_pending_requests() -> None:
+    """Carry out every pending revocation request in this process, as a worker would."""
+    from revocation import services
+    from revocation.models import RevocationRequest
+
+    for pk in RevocationRequest.objects.filter(state="pending").values_list("pk", flat=True):
+        services.run_request(pk, budget_seconds=60)
+
+
 def link_key(client: Any) -> str:
     """Return the key of the mapping row of the session a test client holds, on any engine."""
     from revocation import engines

@@ -17,6 +17,7 @@ from django.contrib.sessions.backends.base import UpdateError
 from revocation import engines, services, stamps
 from revocation.models import RevocationRequest, UserSession
 from tests.conftest import is_logged_in, logged_in_client
+from tests.support import run_pending_requests
 
 # Transactional: fences reach the cache on commit, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -27,12 +28,6 @@ def copy_of(session_key: str) -> Any:
     store = engines.store_class()(session_key)
     store.items()  # loads it, as the request's first read would
     return store
-
-
-def run_all() -> None:
-    """Carry out every pending request here, as a worker would."""
-    for pk in RevocationRequest.objects.filter(state="pending").values_list("pk", flat=True):
-        services.run_request(pk, budget_seconds=60)
 
 
 def test_double_click_on_log_out_others_keeps_this_session(
@@ -51,7 +46,7 @@ def test_double_click_on_log_out_others_keeps_this_session(
 
     assert is_logged_in(here)
     assert not is_logged_in(elsewhere)
-    run_all()
+    run_pending_requests()
     assert is_logged_in(here)
     assert engines.store_class()().exists(key)
     assert UserSession.objects.filter(user_id=u.pk).count() == 1
@@ -66,7 +61,7 @@ def test_many_concurrent_requests_of_the_kept_session_keep_it(make_user: Any) ->
         services.revoke_user_sessions(u, keep_session=copy)
     for copy in reversed(copies):
         copy.save()
-    run_all()
+    run_pending_requests()
     assert is_logged_in(here)
 
 
@@ -92,7 +87,7 @@ def test_log_out_others_racing_a_password_change_keeps_this_session(
         revoking.save()
     here.cookies["sessionid"] = changing.session_key
 
-    run_all()
+    run_pending_requests()
     assert is_logged_in(here)
     assert not is_logged_in(elsewhere)
     assert UserSession.objects.get(user_id=u.pk).session_key == changing.session_key
@@ -127,5 +122,5 @@ def test_a_session_from_before_sign_in_ids_gets_one_when_it_keeps_itself(
     assert UserSession.objects.get(session_key=here.session.session_key).login_id == stamped
     assert is_logged_in(here)
     assert not is_logged_in(elsewhere)
-    run_all()
+    run_pending_requests()
     assert is_logged_in(here)

@@ -21,10 +21,10 @@ from django.utils import timezone
 
 from revocation import engines, fences, linking, selectors, services, stamps
 from revocation.app_settings import app_settings
-from revocation.models import RevocationFence, RevocationRequest, UserSession
+from revocation.models import RevocationFence, UserSession
 from revocation.signals import session_linked
 from tests.conftest import ALL_ENGINES, csrf_client, is_logged_in, logged_in_client
-from tests.support import link_key, row_of
+from tests.support import link_key, row_of, run_pending_requests
 
 # Transactional: fences reach the cache on commit, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -44,12 +44,6 @@ def sign_in(user: Any, **headers: Any) -> Client:
     client = Client(headers=headers)
     assert client.post(f"/t/login/{user.pk}/").status_code == 200
     return client
-
-
-def run_all() -> None:
-    """Carry out every pending request here, as a worker would."""
-    for pk in RevocationRequest.objects.filter(state="pending").values_list("pk", flat=True):
-        services.run_request(pk, budget_seconds=60)
 
 
 def test_a_sign_in_is_linked_by_its_sign_in_id_through_key_changes(make_user: Any) -> None:
@@ -268,7 +262,7 @@ def test_the_session_limit_logs_the_oldest_browser_out(make_user: Any, settings:
 
     assert not is_logged_in(oldest)  # at once: the fence of its sign-in
     assert is_logged_in(middle) and is_logged_in(newest)
-    run_all()
+    run_pending_requests()
     assert {r.pk for r in selectors.sessions_for_user(user)} == {
         row_of(middle).pk,
         row_of(newest).pk,
@@ -293,7 +287,7 @@ def test_log_out_others_keeps_this_browser_and_its_row(make_user: Any) -> None:
     elsewhere = sign_in(user)
 
     here.post("/sessions/logout-others/", {"csrfmiddlewaretoken": token})
-    run_all()
+    run_pending_requests()
 
     assert is_logged_in(here)
     assert not is_logged_in(elsewhere)
@@ -316,20 +310,22 @@ def test_two_requests_saving_in_either_order_keep_the_kept_browser(make_user: An
 
     assert is_logged_in(here)
     assert not is_logged_in(elsewhere)
-    run_all()
+    run_pending_requests()
     assert is_logged_in(here)
     assert UserSession.objects.filter(user=user).count() == 1
 
 
 def test_a_row_is_listed_only_while_its_cookie_can_be_valid(make_user: Any) -> None:
+    """A cookie is valid SESSION_COOKIE_AGE after its last save, at most a touch interval after
+    its row's last touch."""
     user = make_user()
     alive, dead = row_of(sign_in(user)), row_of(sign_in(user))
-    lifespan = engines.cookie_lifespan()
+    lifespan = django_settings.SESSION_COOKIE_AGE + app_settings.TOUCH_INTERVAL
     now = timezone.now()
     UserSession.objects.filter(pk=alive.pk).update(
-        last_seen_at=now - lifespan + timedelta(seconds=60)
+        last_seen_at=now - timedelta(seconds=lifespan - 60)
     )
-    UserSession.objects.filter(pk=dead.pk).update(last_seen_at=now - lifespan)
+    UserSession.objects.filter(pk=dead.pk).update(last_seen_at=now - timedelta(seconds=lifespan))
 
     assert [r.pk for r in selectors.sessions_for_user(user)] == [alive.pk]
     call_command("clearsessions", verbosity=0)
@@ -389,6 +385,31 @@ def test_link_key_of_a_session_without_a_user_is_none(make_user: Any) -> None:
     client.get("/t/anon/")
     assert engines.link_key(client.session) is None
     assert link_key(sign_in(make_user())).startswith(engines.COOKIE_PREFIX)
+    left = engines.store_class()()
+    left[stamps.LOGIN_ID] = stamps.new_login_id()  # a sign-in id left behind by its user
+    left.save()
+    assert engines.link_key(left) is None
+
+
+def test_a_kept_copy_of_a_cookie_from_before_sign_in_ids_keeps_its_id_and_row(
+    make_user: Any,
+) -> None:
+    """Two requests of it: one keeps the session and stamps the id, the other saves last."""
+    user = make_user()
+    cookie = cookie_from_before_sign_in_ids(user, **{stamps.AUTH_AT: time.time() - 10})
+    assert is_logged_in(replay(cookie))  # first sight: linked under the derived id
+    row = UserSession.objects.get(user=user)
+    keeping, last = engines.store_class()(cookie), engines.store_class()(cookie)
+    keeping.items(), last.items()
+
+    services.revoke_user_sessions(user, keep_session=keeping)
+    keeping.save()
+    last.save()  # without the id, with the sign-in stamp from before the keep
+    browser = replay(str(last.session_key))
+
+    assert is_logged_in(browser)  # spared by the keep, which re-stamps the sign-in...
+    assert is_logged_in(browser)  # ...and the id derived from the stamp before it
+    assert list(UserSession.objects.values_list("pk", "session_key")) == [(row.pk, row.session_key)]
 
 
 def test_a_fence_outlives_a_cookie_saved_by_a_request_in_flight_as_it_was_recorded(
