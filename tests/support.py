@@ -438,6 +438,15 @@ def run_pending_requests() -> None:
         services.run_request(pk, budget_seconds=60)
 
 
+def copy_of(session_key: str) -> Any:
+    """Return a loaded copy of the stored session, as one request would hold it."""
+    from revocation import engines
+
+    store = engines.store_class()(session_key)
+    store.items()  # loads it, as the request's first read would
+    return store
+
+
 def link_key(client: Any) -> str:
     """Return the key of the mapping row of the session a test client holds, on any engine."""
     from revocation import engines

@@ -17,17 +17,10 @@ from django.contrib.sessions.backends.base import UpdateError
 from revocation import engines, services, stamps
 from revocation.models import RevocationRequest, UserSession
 from tests.conftest import is_logged_in, logged_in_client
-from tests.support import run_pending_requests
+from tests.support import copy_of, run_pending_requests
 
 # Transactional: fences reach the cache on commit, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def copy_of(session_key: str) -> Any:
-    """Return a loaded copy of the stored session, as one request would hold it."""
-    store = engines.store_class()(session_key)
-    store.items()  # loads it, as the request's first read would
-    return store
 
 
 def test_double_click_on_log_out_others_keeps_this_session(

@@ -24,7 +24,7 @@ from revocation.app_settings import app_settings
 from revocation.models import RevocationFence, UserSession
 from revocation.signals import session_linked
 from tests.conftest import ALL_ENGINES, csrf_client, is_logged_in, logged_in_client
-from tests.support import link_key, row_of, run_pending_requests
+from tests.support import copy_of, link_key, row_of, run_pending_requests
 
 # Transactional: fences reach the cache on commit, as in production.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -237,8 +237,7 @@ def test_a_request_in_flight_as_its_session_ends_does_not_list_it_again(
 ) -> None:
     user = make_user()
     here, elsewhere = sign_in(user), sign_in(user)
-    in_flight = engines.store_class()(elsewhere.cookies[COOKIE].value)
-    in_flight.items()  # its request loaded the session and passed the fence check
+    in_flight = copy_of(elsewhere.cookies[COOKIE].value)  # passed the fence check
     ended = row_of(elsewhere)
     services.end_session(user, ended.pk, current_key=link_key(here))
     later = time.time() + app_settings.TOUCH_INTERVAL + 1
@@ -299,8 +298,7 @@ def test_two_requests_saving_in_either_order_keep_the_kept_browser(make_user: An
     user = make_user()
     here, elsewhere = sign_in(user), sign_in(user)
     cookie = here.cookies[COOKIE].value
-    first, second = engines.store_class()(cookie), engines.store_class()(cookie)
-    first.items(), second.items()  # loaded, as each request's first read does
+    first, second = copy_of(cookie), copy_of(cookie)
 
     services.revoke_user_sessions(user, keep_session=first)
     services.revoke_user_sessions(user, keep_session=second)
@@ -369,8 +367,7 @@ def test_an_ended_session_stays_ended_when_its_own_request_keeps_it(make_user: A
     """Ended while its own "log out other sessions" was in flight: the keep must not revive it."""
     user = make_user()
     here, elsewhere = sign_in(user), sign_in(user)
-    in_flight = engines.store_class()(elsewhere.cookies[COOKIE].value)
-    in_flight.items()  # its request loaded the session and passed the fence check
+    in_flight = copy_of(elsewhere.cookies[COOKIE].value)  # passed the fence check
 
     services.end_session(user, row_of(elsewhere).pk, current_key=link_key(here))
     services.revoke_user_sessions(user, keep_session=in_flight)
@@ -399,8 +396,7 @@ def test_a_kept_copy_of_a_cookie_from_before_sign_in_ids_keeps_its_id_and_row(
     cookie = cookie_from_before_sign_in_ids(user, **{stamps.AUTH_AT: time.time() - 10})
     assert is_logged_in(replay(cookie))  # first sight: linked under the derived id
     row = UserSession.objects.get(user=user)
-    keeping, last = engines.store_class()(cookie), engines.store_class()(cookie)
-    keeping.items(), last.items()
+    keeping, last = copy_of(cookie), copy_of(cookie)
 
     services.revoke_user_sessions(user, keep_session=keeping)
     keeping.save()
